@@ -1,0 +1,221 @@
+"""Argument handling shared by the functional API, with PyTorch's semantics and messages.
+
+The checks mirror ``torch/autograd/functional.py`` (``_as_tuple``,
+``_validate_v``, ``_check_requires_grad``, ``_fill_in_zeros``) so that errors
+read the same, with arrays in place of Tensors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..sweeps import varying_nodes
+from ..tape import Tape, active_tapes, current_tape
+from ..tensor.core import Tensor, wrap
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _shape_str(shape):
+    return str(tuple(shape))
+
+
+def as_input_tuple(inputs, fn):
+    """``(is_tuple, inputs)`` with every input a float32/float64 array, number or Tensor."""
+    if type(inputs) is np.ndarray and inputs.dtype in FLOAT_DTYPES:
+        return False, (inputs,)
+    is_tuple = isinstance(inputs, tuple)
+    items = inputs if is_tuple else (inputs,)
+    out = []
+    for i, x in enumerate(items):
+        where = f"the value at index {i}" if is_tuple else "the given inputs"
+        if type(x) is Tensor:
+            if x.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"The inputs given to {fn} must be floating-point, but {where} is a "
+                                f"Tensor of dtype {x.dtype}.")
+            out.append(x)
+            continue
+        if isinstance(x, bool) or isinstance(x, np.bool_):
+            raise TypeError(f"The inputs given to {fn} must be float32 or float64 arrays or "
+                            f"Python floats, but input {i} is a bool: it has no derivative.")
+        if isinstance(x, int) or isinstance(x, np.integer):
+            raise TypeError(f"The inputs given to {fn} must be float32 or float64 arrays or "
+                            f"Python floats, but input {i} is an integer ({type(x).__name__}): "
+                            "integers have no derivative; pass a float.")
+        if isinstance(x, float):
+            x = np.asarray(x, np.float64)
+        elif isinstance(x, np.generic):
+            x = np.asarray(x)
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"The inputs given to {fn} must be either an array or a tuple of arrays "
+                            f"but {where} has type {type(x)}.")
+        if x.dtype not in FLOAT_DTYPES:
+            kind = {"b": "boolean", "i": "integer", "u": "unsigned integer", "c": "complex",
+                    "O": "object"}.get(x.dtype.kind, "unsupported")
+            raise TypeError(f"The inputs given to {fn} must be float32 or float64 arrays, but input "
+                            f"{i} has {kind} dtype {x.dtype}: numbad differentiates real "
+                            "floating-point inputs.")
+        out.append(x)
+    return is_tuple, tuple(out)
+
+
+def as_output_tuple(outputs, fn):
+    """``(is_tuple, outputs)``: Tensors, or arrays/numbers that act as constants."""
+    if type(outputs) is Tensor:
+        return False, (outputs,)
+    is_tuple = isinstance(outputs, tuple)
+    items = outputs if is_tuple else (outputs,)
+    out = []
+    for i, y in enumerate(items):
+        if type(y) is Tensor:
+            out.append(y)
+            continue
+        ok = isinstance(y, (np.ndarray, np.generic, float, int)) and not isinstance(y, (bool, np.bool_))
+        if ok:
+            y = np.asarray(y)
+            ok = y.dtype.kind in "fiu"
+        if not ok:
+            where = f"the value at index {i}" if is_tuple else \
+                "the given outputs of the user-provided function"
+            raise TypeError(f"The outputs of the user-provided function given to {fn} must be either "
+                            f"a Tensor or a tuple of Tensors but {where} has type {type(y)}.")
+        out.append(y)
+    return is_tuple, tuple(out)
+
+
+def as_v_tuple(v, fn):
+    """``v`` as a tuple of arrays (or Tensors, kept for ``create_graph``)."""
+    if type(v) is np.ndarray and v.dtype.kind == "f":
+        return (v,)
+    items = v if isinstance(v, tuple) else (v,)
+    out = []
+    for i, x in enumerate(items):
+        if type(x) is Tensor:
+            out.append(x)
+            continue
+        if isinstance(x, (bool, np.bool_)):
+            raise TypeError(f"The v given to {fn} must be numeric, but entry {i} is a bool.")
+        if isinstance(x, (float, int, np.number)):
+            out.append(x)           # a scalar: allowed where the matching value has one element
+            continue
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"The v given to {fn} must be either an array or a tuple of arrays but "
+                            f"the value at index {i} has type {type(x)}.")
+        if x.dtype.kind not in "fiu":
+            raise TypeError(f"The v given to {fn} must be real-valued, but entry {i} has dtype {x.dtype}.")
+        out.append(x)
+    return tuple(out)
+
+
+def value_shape(x):
+    return (x._v if type(x) is Tensor else x).shape
+
+
+def validate_v(v, other, is_other_tuple):
+    """PyTorch's ``_validate_v``: ``v`` matches ``other`` in count and shapes."""
+    if len(v) == 1 == len(other) and type(v[0]) is np.ndarray and v[0].shape == value_shape(other[0]):
+        return v
+    if len(other) != len(v):
+        if is_other_tuple:
+            raise RuntimeError(f"v is a tuple of invalid length: should be {len(other)} but got {len(v)}.")
+        raise RuntimeError("The given v should contain a single Tensor.")
+    out = []
+    for idx, (el_v, el_other) in enumerate(zip(v, other)):
+        shape = np.shape(el_other._v if type(el_other) is Tensor else el_other)
+        if isinstance(el_v, (float, int, np.number)) and not isinstance(el_v, np.ndarray):
+            if int(np.prod(shape)) != 1:
+                prepend = f"Entry {idx} in " if is_other_tuple else ""
+                raise RuntimeError(f"{prepend}v has invalid size: should be {_shape_str(shape)} but "
+                                   "got a scalar.")
+            el_v = np.full(shape, el_v)
+        vshape = np.shape(el_v._v if type(el_v) is Tensor else el_v)
+        if vshape != shape:
+            prepend = f"Entry {idx} in " if is_other_tuple else ""
+            raise RuntimeError(f"{prepend}v has invalid size: should be {_shape_str(shape)} but got "
+                               f"{_shape_str(vshape)}.")
+        out.append(el_v)
+    return tuple(out)
+
+
+def tape_dtype(inputs):
+    dts = [x.dtype for x in inputs]
+    if not dts:
+        return np.dtype(np.float64)
+    return np.result_type(*dts)
+
+
+class Call:
+    """One functional-API call's recording: which tape, where it starts, its input Tensors.
+
+    With ``create_graph`` inside an active recording, the call records on that
+    tape, so that its results stay differentiable by the enclosing call (a
+    Hessian is a ``vjp`` of a ``vjp``). Otherwise it records on a fresh tape
+    (inputs from other tapes become constants, as their derivatives are not
+    wanted).
+    """
+
+    __slots__ = ("tape", "inputs", "input_nodes", "begin")
+
+    def __init__(self, inputs, create_graph):
+        outer = current_tape()
+        if create_graph and outer is not None:
+            tape = outer
+        else:
+            tape = Tape(tape_dtype(inputs))
+        self.tape = tape
+        tensors = []
+        for x in inputs:
+            if type(x) is Tensor and x._tape is tape:
+                # a differentiable copy: the enclosing call differentiates through it
+                from ..tensor.core import copy
+                t = copy(x, x._v)
+            else:
+                node = tape.add_node(x._v if type(x) is Tensor else x)
+                t = wrap(tape.value(node), tape, node)
+            tape.input_nodes.append(t._node)
+            tensors.append(t)
+        self.inputs = tuple(tensors)
+        self.input_nodes = [t._node for t in tensors]
+        self.begin = tape.n_ops
+
+    def run(self, func):
+        """``func(*inputs)`` with this call's tape recording."""
+        stack = active_tapes()
+        stack.append(self.tape)
+        try:
+            return func(*self.inputs)
+        finally:
+            stack.pop()
+
+    def requires_grad(self, nodes):
+        """For each node: does it depend on any input of any call on this tape (PyTorch's requires_grad)?"""
+        tape = self.tape
+        mask = varying_nodes(tape, tape.input_nodes, 0, tape.n_ops)
+        return [n is not None and n >= 0 and bool(mask[n]) for n in nodes]
+
+
+def output_node(call, y):
+    """The node of an output on the call's tape, or ``None`` for a constant output."""
+    if type(y) is Tensor and y._tape is call.tape:
+        return y._node
+    return None
+
+
+def check_outputs_require_grad(call, outputs, strict):
+    if not strict:
+        return
+    nodes = [output_node(call, y) for y in outputs]
+    for i, ok in enumerate(call.requires_grad(nodes)):
+        if not ok:
+            raise RuntimeError(f"Output {i} of the user-provided function does not require gradients."
+                               " The outputs must be computed in a differentiable manner from the input"
+                               " when running in strict mode.")
+
+
+def detach_value(y):
+    """A returned value as a plain ndarray (``create_graph=False``)."""
+    v = y._v if type(y) is Tensor else y
+    return np.array(v) if not isinstance(v, np.ndarray) else v
+
+
+def postprocess(values, is_tuple):
+    return tuple(values) if is_tuple else values[0]

@@ -1,0 +1,96 @@
+"""``nb.vjp``: vector-Jacobian products with ``torch.autograd.functional.vjp``'s semantics."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import sweeps
+from ..tensor.backward import backward
+from ..tensor.core import Tensor, wrap
+from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, check_outputs_require_grad,
+                      detach_value, output_node, postprocess, validate_v, value_shape)
+
+
+def vjp(func, inputs, v=None, create_graph=False, strict=False):
+    """The output of ``func(*inputs)`` and the vector-Jacobian product ``v^T J``.
+
+    Semantics are those of ``torch.autograd.functional.vjp``: ``inputs`` is an
+    array or a tuple of arrays (results mirror that), ``v`` matches the
+    outputs and may be omitted when ``func`` returns a single element,
+    ``strict=True`` rejects inputs that the outputs do not depend on, and
+    ``create_graph=True`` returns differentiable :class:`numbad.Tensor` objects.
+
+    >>> import numpy as np, numbad as nb
+    >>> def exp_reducer(x):
+    ...     return x.exp().sum(dim=1)
+    >>> out, g = nb.vjp(exp_reducer, np.zeros((2, 2)), np.ones(2))
+    >>> out
+    array([2., 2.])
+    >>> g
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    is_inputs_tuple, inputs = as_input_tuple(inputs, "vjp")
+    call = Call(inputs, create_graph)
+    tape = call.tape
+    outputs = call.run(func)
+    is_outputs_tuple, outputs = as_output_tuple(outputs, "vjp")
+    end = tape.n_ops
+    check_outputs_require_grad(call, outputs, strict)
+
+    if v is not None:
+        v = validate_v(as_v_tuple(v, "vjp"), outputs, is_outputs_tuple)
+    else:
+        if len(outputs) != 1 or int(np.prod(value_shape(outputs[0]))) != 1:
+            raise RuntimeError("The vector v can only be None if the user-provided function returns "
+                               "a single Tensor with a single element.")
+        v = (np.ones(value_shape(outputs[0]), tape.dtype),)
+
+    seeds = []
+    for y, vi in zip(outputs, v):
+        node = output_node(call, y)
+        if node is not None:
+            seeds.append((node, vi))
+    if create_graph:
+        grads = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes,
+                                             [(n, _seed_tensor(tape, vi)) for n, vi in seeds]))
+        grads = [None if g is None else _cast_tensor(g, x) for g, x in zip(grads, inputs)]
+    else:
+        raw = sweeps.reverse(tape, call.begin, end, call.input_nodes,
+                             [(n, vi._v if type(vi) is Tensor else vi) for n, vi in seeds])
+        grads = [None if r is None else r.reshape(value_shape(x)).astype(x.dtype, copy=False)
+                 for r, x in zip(raw, inputs)]
+
+    result = []
+    for i, (g, x) in enumerate(zip(grads, inputs)):
+        if g is None:
+            if strict:
+                raise RuntimeError("The output of the user-provided function is independent of "
+                                   f"input {i}. This is not allowed in strict mode.")
+            g = np.zeros(value_shape(x), x.dtype)
+            if create_graph:
+                g = _const(tape, g)
+        elif strict and create_graph and not call.requires_grad([g._node])[0]:
+            raise RuntimeError("The jacobian of the user-provided function is independent of "
+                               f"input {i}. This is not allowed in strict mode when create_graph=True.")
+        result.append(g)
+
+    outs = list(outputs) if create_graph else [detach_value(y) for y in outputs]
+    return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
+
+
+def _seed_tensor(tape, v):
+    if type(v) is Tensor:
+        return v if v._tape is tape else _const(tape, v._v)
+    return _const(tape, np.asarray(v, tape.dtype))
+
+
+def _const(tape, value):
+    value = value[()] if type(value) is np.ndarray and value.ndim == 0 else value
+    return wrap(value, tape, tape.add_node(value))
+
+
+def _cast_tensor(g, x):
+    if g.dtype == x.dtype:
+        return g
+    from ..tensor.numpy_api import astype
+    return astype(g, x.dtype)

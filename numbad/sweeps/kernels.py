@@ -1,0 +1,380 @@
+"""njit kernels of the structural ops (data movement, reductions, matmul).
+
+Every kernel works on flat arenas: ``buf[(off + i) * L + j]`` is lane ``j`` of
+element ``i`` of the node stored at ``off``. Values use one lane (``L == 1``);
+adjoint and tangent arenas carry ``L`` lanes so that one sweep pushes a block
+of cotangents (or tangents) through the tape. ``acc`` says whether to add into
+the destination or overwrite it.
+
+Index maps are read straight from the tape's integer pool ``ip`` at offset
+``ia`` (see :mod:`numbad.ops.structural` for the layouts), so no kernel
+allocates: the only scratch memory is the sweep's workspace ``ws``.
+"""
+import numpy as np
+import llvmlite.binding as _llvm
+from numba import njit, types
+from numba.extending import get_cython_function_address
+
+# Kernels are ordinary (not inlined) njit functions: each compiles once and
+# is shared by all interpreters, which keeps cold compile time down.
+_jit = njit(error_model="numpy", cache=True, nogil=True)
+
+# BLAS gemm from scipy's Cython BLAS, registered as named symbols so that
+# functions calling it stay cacheable (ctypes pointers would not be).
+_llvm.add_symbol("numbad_dgemm", get_cython_function_address("scipy.linalg.cython_blas", "dgemm"))
+_llvm.add_symbol("numbad_sgemm", get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+_vp = types.voidptr
+_dgemm = types.ExternalFunction("numbad_dgemm", types.void(*([_vp] * 13)))
+_sgemm = types.ExternalFunction("numbad_sgemm", types.void(*([_vp] * 13)))
+
+# Below this many multiply-adds a plain loop beats the BLAS call overhead.
+_SMALL_GEMM = 4096
+
+
+# --------------------------------------------------------------------------- elementwise copies
+@_jit
+def copy(src, soff, dst, doff, n, L, acc):
+    base_s = soff * L
+    base_d = doff * L
+    if acc:
+        for i in range(n * L):
+            dst[base_d + i] += src[base_s + i]
+    else:
+        for i in range(n * L):
+            dst[base_d + i] = src[base_s + i]
+
+
+@_jit
+def fill_zero(dst, doff, n, L):
+    for i in range(doff * L, (doff + n) * L):
+        dst[i] = 0.0
+
+
+# --------------------------------------------------------------------------- strided maps
+# Attribute block at ip[ia]: ndim, shape[ndim], strides[ndim], base, other_size.
+# ``shape`` is the shape walked in C order; ``strides``/``base`` locate each
+# walked element in the other operand.
+
+@_jit
+def map_size(ip, ia):
+    nd = ip[ia]
+    n = 1
+    for d in range(nd):
+        n *= ip[ia + 1 + d]
+    return n
+
+
+@_jit
+def map_other_size(ip, ia):
+    nd = ip[ia]
+    return ip[ia + 2 + 2 * nd]
+
+
+@_jit
+def _walk_next(ws, ip, sh, st, nd, pos):
+    """Advance the multi-index ``ws[:nd]`` over dims ``[0, nd)``; return the new position."""
+    d = nd - 1
+    while d >= 0:
+        ws[d] += 1
+        pos += ip[st + d]
+        if ws[d] < ip[sh + d]:
+            return pos
+        pos -= ip[st + d] * ip[sh + d]
+        ws[d] = 0
+        d -= 1
+    return pos
+
+
+@_jit
+def gather_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
+    """dst[i] (+)= src[map(i)] for i walking the map's shape."""
+    nd = ip[ia]
+    sh = ia + 1
+    st = ia + 1 + nd
+    pos = ip[ia + 1 + 2 * nd]
+    if nd == 0:
+        inner, istride, ond = 1, 0, 0
+    else:
+        inner, istride, ond = ip[sh + nd - 1], ip[st + nd - 1], nd - 1
+    outer = 1
+    for d in range(ond):
+        outer *= ip[sh + d]
+        ws[d] = 0
+    i = doff
+    for _ in range(outer):
+        p = soff + pos
+        if L == 1:
+            if acc:
+                for t in range(inner):
+                    dst[i + t] += src[p + t * istride]
+            else:
+                for t in range(inner):
+                    dst[i + t] = src[p + t * istride]
+        else:
+            for t in range(inner):
+                for j in range(L):
+                    if acc:
+                        dst[(i + t) * L + j] += src[(p + t * istride) * L + j]
+                    else:
+                        dst[(i + t) * L + j] = src[(p + t * istride) * L + j]
+        i += inner
+        pos = _walk_next(ws, ip, sh, st, ond, pos)
+
+
+@_jit
+def scatter_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
+    """dst[map(i)] += src[i] for i walking the map's shape; dst zeroed first unless ``acc``."""
+    nd = ip[ia]
+    sh = ia + 1
+    st = ia + 1 + nd
+    pos = ip[ia + 1 + 2 * nd]
+    if not acc:
+        fill_zero(dst, doff, ip[ia + 2 + 2 * nd], L)
+    if nd == 0:
+        inner, istride, ond = 1, 0, 0
+    else:
+        inner, istride, ond = ip[sh + nd - 1], ip[st + nd - 1], nd - 1
+    outer = 1
+    for d in range(ond):
+        outer *= ip[sh + d]
+        ws[d] = 0
+    i = soff
+    for _ in range(outer):
+        p = doff + pos
+        if L == 1:
+            if istride == 0:      # a reduction along the walked axis: sum in a register
+                s = 0.0
+                for t in range(inner):
+                    s += src[i + t]
+                dst[p] += s
+            else:
+                for t in range(inner):
+                    dst[p + t * istride] += src[i + t]
+        else:
+            for t in range(inner):
+                for j in range(L):
+                    dst[(p + t * istride) * L + j] += src[(i + t) * L + j]
+        i += inner
+        pos = _walk_next(ws, ip, sh, st, ond, pos)
+
+
+# --------------------------------------------------------------------------- index maps
+# Attribute block at ip[ia]: count, other_size, idx[count].
+
+@_jit
+def take(src, soff, dst, doff, ip, ia, L, acc):
+    """dst[i] (+)= src[idx[i]]."""
+    n = ip[ia]
+    for i in range(n):
+        p = soff + ip[ia + 2 + i]
+        for j in range(L):
+            if acc:
+                dst[(doff + i) * L + j] += src[p * L + j]
+            else:
+                dst[(doff + i) * L + j] = src[p * L + j]
+
+
+@_jit
+def put_add(src, soff, dst, doff, ip, ia, L, acc):
+    """dst[idx[i]] += src[i]; dst zeroed first unless ``acc``."""
+    n = ip[ia]
+    if not acc:
+        fill_zero(dst, doff, ip[ia + 1], L)
+    for i in range(n):
+        p = doff + ip[ia + 2 + i]
+        for j in range(L):
+            dst[p * L + j] += src[(soff + i) * L + j]
+
+
+# --------------------------------------------------------------------------- assemble (concatenate)
+# Attribute block at ip[ia]: nparts, out_size, then per part: node, map offset.
+# Each part's map is a strided block placing the part inside the output.
+
+@_jit
+def assemble(src, node_off, dst, doff, n, ip, ia, L, ws):
+    """dst = the parts (read from ``src``) placed by their maps."""
+    fill_zero(dst, doff, n, L)
+    for p in range(ip[ia]):
+        node = ip[ia + 2 + 2 * p]
+        scatter_strided(src, node_off[node], dst, doff, ip, ip[ia + 3 + 2 * p], L, True, ws)
+
+
+@_jit
+def assemble_tangent(tan, node_off, doff, n, ip, ia, L, varying, ws):
+    """Tangent of an assemble: the varying parts' tangents placed, zeros elsewhere."""
+    fill_zero(tan, doff, n, L)
+    for p in range(ip[ia]):
+        node = ip[ia + 2 + 2 * p]
+        if varying[node]:
+            scatter_strided(tan, node_off[node], tan, doff, ip, ip[ia + 3 + 2 * p], L, True, ws)
+
+
+@_jit
+def assemble_vjp(adj, node_off, goff, ip, ia, L, varying, adj_set, ws):
+    """Each varying part's cotangent is the output cotangent read through its map."""
+    for p in range(ip[ia]):
+        node = ip[ia + 2 + 2 * p]
+        if varying[node]:
+            gather_strided(adj, goff, adj, node_off[node], ip, ip[ia + 3 + 2 * p], L, adj_set[node], ws)
+            adj_set[node] = True
+
+
+# --------------------------------------------------------------------------- matmul
+# Attribute block at ip[ia]: Bt, M, K, N, tA, tB, sA, sB.  C[b] = op(A[b]) @ op(B[b]),
+# A[b] at a_off + b*sA stored (M, K) or, when tA, (K, M); likewise B; C is (Bt, M, N).
+
+@_jit
+def gemm(tA, tB, M, N, K, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc, ws):
+    """Row-major C[M,N] = op(A) @ op(B) + beta * C on flat buffers (beta 0 ignores C)."""
+    if M == 0 or N == 0:
+        return
+    if K == 0 or M * N * K <= _SMALL_GEMM:
+        for m in range(M):
+            for n in range(N):
+                s = 0.0
+                for k in range(K):
+                    av = A[aoff + k * lda + m] if tA else A[aoff + m * lda + k]
+                    bv = B[boff + n * ldb + k] if tB else B[boff + k * ldb + n]
+                    s += av * bv
+                c = coff + m * ldc + n
+                if beta != 0.0:
+                    C[c] = C[c] * beta + s
+                else:
+                    C[c] = s
+        return
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+    ci = ws[-8:].view(np.int32)     # Fortran integers (32-bit) and the two trans chars
+    ci[0] = N
+    ci[1] = M
+    ci[2] = K
+    ci[3] = lda
+    ci[4] = ldb
+    ci[5] = ldc
+    ci[6] = 84 if tA else 78        # 'T' / 'N'
+    ci[7] = 84 if tB else 78
+    trans_b = ci[7:].ctypes
+    trans_a = ci[6:].ctypes
+    if C.itemsize == 8:
+        sd = ws[-10:-8].view(np.float64)
+        sd[0] = 1.0
+        sd[1] = beta
+        _dgemm(trans_b, trans_a, ci[0:].ctypes, ci[1:].ctypes, ci[2:].ctypes, sd[0:].ctypes,
+               B[boff:].ctypes, ci[4:].ctypes, A[aoff:].ctypes, ci[3:].ctypes, sd[1:].ctypes,
+               C[coff:].ctypes, ci[5:].ctypes)
+    else:
+        sf = ws[-10:-8].view(np.float32)
+        sf[0] = 1.0
+        sf[1] = beta
+        _sgemm(trans_b, trans_a, ci[0:].ctypes, ci[1:].ctypes, ci[2:].ctypes, sf[0:].ctypes,
+               B[boff:].ctypes, ci[4:].ctypes, A[aoff:].ctypes, ci[3:].ctypes, sf[1:].ctypes,
+               C[coff:].ctypes, ci[5:].ctypes)
+
+
+@_jit
+def matmul_dims(ip, ia):
+    return ip[ia], ip[ia + 1], ip[ia + 2], ip[ia + 3], ip[ia + 4], ip[ia + 5], ip[ia + 6], ip[ia + 7]
+
+
+@_jit
+def matmul_forward(A, aoff, B, boff, C, coff, ip, ia, ws):
+    """Values: C = op(A) @ op(B) over the batch."""
+    Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
+    lda = M if tA else K
+    ldb = K if tB else N
+    for b in range(Bt):
+        gemm(tA, tB, M, N, K, A, aoff + b * sA, lda, B, boff + b * sB, ldb, 0.0,
+             C, coff + b * M * N, N, ws)
+
+
+@_jit
+def lane_matmul(first_is_lanes, tF, tS, M, N, K, F, foff, S, soff, ld_value, C, coff, L, beta, ws):
+    """C (M, N, L lanes) (+)= op(F) @ op(S), where one of F, S carries L lanes.
+
+    The value operand (one lane) has leading dimension ``ld_value``; the lane
+    operand is stored (rows, cols, L) with (rows, cols) = (M, K) or (K, N),
+    transposed when its flag is set. Offsets are element offsets (lane
+    operands: multiply by L inside).
+    """
+    if L == 1:
+        ldf = ld_value if not first_is_lanes else (M if tF else K)
+        lds = ld_value if first_is_lanes else (K if tS else N)
+        gemm(tF, tS, M, N, K, F, foff, ldf, S, soff, lds, beta, C, coff, N, ws)
+        return
+    if first_is_lanes:
+        # C[m] (N x L) = op(S)^T (N x K) @ X[:, m] (K x L)
+        for m in range(M):
+            if tF:      # X stored (K, M, L): column block m has leading dim M*L
+                gemm(1 - tS, 0, N, L, K, S, soff, ld_value, F, (foff * L) + m * L, M * L,
+                     beta, C, coff * L + m * N * L, L, ws)
+            else:       # X stored (M, K, L)
+                gemm(1 - tS, 0, N, L, K, S, soff, ld_value, F, (foff * L) + m * K * L, L,
+                     beta, C, coff * L + m * N * L, L, ws)
+    else:
+        if not tS:      # Y stored (K, N, L) is a (K, N*L) matrix: one gemm
+            gemm(tF, 0, M, N * L, K, F, foff, ld_value, S, soff * L, N * L, beta,
+                 C, coff * L, N * L, ws)
+        else:           # Y stored (N, K, L): one gemm per output column n
+            for n in range(N):
+                gemm(tF, 0, M, L, K, F, foff, ld_value, S, soff * L + n * K * L, L, beta,
+                     C, coff * L + n * L, N * L, ws)
+
+
+@_jit
+def matmul_vjp_plan(which, tA, tB):
+    """How d(operand) of C = op(A) @ op(B) is itself a matmul.
+
+    Returns ``(first, second, t_first, t_second)`` with 0 = A, 1 = B, 2 = the
+    cotangent G: dA = G @ op(B)^T (or its transpose when tA), dB = op(A)^T @ G
+    (or its transpose when tB). Used by both the njit sweep and the
+    differentiable (Tensor) path.
+    """
+    if which == 0:
+        if tA == 0:
+            return 2, 1, 0, 1 - tB
+        return 1, 2, tB, 1
+    if tB == 0:
+        return 0, 2, 1 - tA, 0
+    return 2, 0, 1, tA
+
+
+@_jit
+def matmul_vjp(which, vals, aoff, boff, adj, goff, doff, ip, ia, L, acc, ws):
+    """Accumulate the cotangent of operand ``which`` (0: A, 1: B) of a matmul."""
+    Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
+    first, second, tf, ts = matmul_vjp_plan(which, tA, tB)
+    # result shape (rows, cols) and inner dimension of the product
+    if which == 0:
+        R, Cc, I, sD = (K, M, N, sA) if tA else (M, K, N, sA)
+    else:
+        R, Cc, I, sD = (N, K, M, sB) if tB else (K, N, M, sB)
+    if sD == 0 and Bt > 1 and not acc:
+        fill_zero(adj, doff, R * Cc, L)
+        acc = True
+    lda = M if tA else K
+    ldb = K if tB else N
+    for b in range(Bt):
+        beta = 1.0 if (acc or (sD == 0 and b > 0)) else 0.0
+        go = goff + b * M * N
+        vo = (boff + b * sB) if which == 0 else (aoff + b * sA)
+        ldv = ldb if which == 0 else lda
+        if first == 2:
+            lane_matmul(True, tf, ts, R, Cc, I, adj, go, vals, vo, ldv, adj, doff + b * sD, L, beta, ws)
+        else:
+            lane_matmul(False, tf, ts, R, Cc, I, vals, vo, adj, go, ldv, adj, doff + b * sD, L, beta, ws)
+
+
+@_jit
+def matmul_jvp(vals, aoff, boff, tan, ta_on, taoff, tb_on, tboff, toff, ip, ia, L, ws):
+    """Tangent of C = op(A) @ op(B): op(dA) @ op(B) + op(A) @ op(dB)."""
+    Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
+    lda = M if tA else K
+    ldb = K if tB else N
+    for b in range(Bt):
+        beta = 0.0
+        if ta_on:
+            lane_matmul(True, tA, tB, M, N, K, tan, taoff + b * sA, vals, boff + b * sB, ldb,
+                        tan, toff + b * M * N, L, beta, ws)
+            beta = 1.0
+        if tb_on:
+            lane_matmul(False, tA, tB, M, N, K, vals, aoff + b * sA, tan, tboff + b * sB, lda,
+                        tan, toff + b * M * N, L, beta, ws)

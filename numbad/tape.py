@@ -1,0 +1,231 @@
+"""The tape: operations recorded as a struct of flat, typed arrays.
+
+While a function runs, every operation on a :class:`numbad.Tensor` appends
+
+* one op row ``(opcode, out, a, b, c, iattr)``: the result node, up to three
+  operand nodes (``-1`` for none) and an offset into the integer attribute
+  pool (axes, strides, gather indices; ``-1`` for none);
+* one node: its values, written into a flat arena of the tape's floating
+  dtype, with offset, size and shape.
+
+Constants mixed into the computation (Python numbers, plain arrays) are nodes
+too, so that a sweep needs nothing but these arrays. Recording appends to
+Python lists (cheap per op); :meth:`Tape.arrays` turns them into numpy arrays
+for the njit sweeps, converting only what was added since the last call.
+
+Recording is thread-local: each thread has its own stack of active tapes.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+OP_WIDTH = 6          # opcode, out, a, b, c, iattr
+_INITIAL_ARENA = 256
+
+_local = threading.local()
+
+
+def active_tapes():
+    """The calling thread's stack of tapes that are recording (innermost last)."""
+    try:
+        return _local.stack
+    except AttributeError:
+        _local.stack = []
+        return _local.stack
+
+
+def current_tape():
+    stack = active_tapes()
+    return stack[-1] if stack else None
+
+
+class Guard:
+    """A value-dependent decision Python control flow took while recording."""
+
+    __slots__ = ("op_index", "node", "kind", "expected", "site")
+
+    def __init__(self, op_index, node, kind, expected, site):
+        self.op_index = op_index      # guards are checked after this many ops have replayed
+        self.node = node
+        self.kind = kind              # "truth" (bool of a boolean) or "value" (a read number)
+        self.expected = expected
+        self.site = site              # "file:line" of the user code that decided
+
+    def __repr__(self):
+        return f"Guard({self.kind} of node {self.node} == {self.expected!r} at {self.site})"
+
+
+class Tape:
+    """A recording of operations: op rows, nodes, an integer pool and a value arena."""
+
+    def __init__(self, dtype=np.float64):
+        self.dtype = np.dtype(dtype)
+        self.arena = np.empty(_INITIAL_ARENA, self.dtype)
+        self.top = 0
+        self.nodes = []               # flat: offset, size per node
+        self.node_shape = []
+        self.ops = []                 # flat: OP_WIDTH ints per op
+        self._ipool = []              # small integer attributes (Python ints)
+        self._ipool_chunks = []       # (offset, int64 array) for large index blocks
+        self._ipool_len = 0
+        self.input_nodes = []         # every node created as a function input
+        self.guards = []
+        self._consts = {}
+        self._cache = None            # arrays converted so far (see arrays())
+
+    # ------------------------------------------------------------------ nodes
+    @property
+    def n_nodes(self):
+        return len(self.node_shape)
+
+    def node_off(self, node):
+        return self.nodes[2 * node]
+
+    def node_size(self, node):
+        return self.nodes[2 * node + 1]
+
+    @property
+    def n_ops(self):
+        return len(self.ops) // OP_WIDTH
+
+    def _reserve(self, n):
+        end = self.top + n
+        if end > self.arena.shape[0]:
+            grown = np.empty(max(end, 2 * self.arena.shape[0]), self.dtype)
+            grown[: self.top] = self.arena[: self.top]
+            self.arena = grown
+        return end
+
+    def add_node(self, value):
+        """Store ``value`` (ndarray or numpy scalar) as a new node; return its index."""
+        if value.dtype.itemsize > self.dtype.itemsize and value.dtype.kind == "f":
+            self.promote(value.dtype)
+        off = self.top
+        if type(value) is np.ndarray:
+            n = value.size
+            self.top = self._reserve(n)
+            if n == 1:
+                self.arena[off] = value.flat[0]
+            else:
+                self.arena[off: self.top].reshape(value.shape)[...] = value
+            self.node_shape.append(value.shape)
+        else:
+            n = 1
+            self.top = self._reserve(1)
+            self.arena[off] = value
+            self.node_shape.append(())
+        self.nodes += (off, n)
+        return len(self.node_shape) - 1
+
+    def promote(self, dtype):
+        """Widen the arena (float32 values met a float64 value): exact for stored values."""
+        self.dtype = np.dtype(dtype)
+        self.arena = self.arena.astype(self.dtype)
+        self._cache = None
+
+    def const(self, value):
+        """Node for a constant; Python and numpy scalars are shared per tape."""
+        if isinstance(value, (float, int, np.floating, np.integer, np.bool_, bool)):
+            fv = float(value)
+            key = (fv, np.copysign(1.0, fv)) if fv == 0.0 else fv
+            node = self._consts.get(key)
+            if node is None:
+                node = self.add_node(np.asarray(fv, self.dtype)[()])
+                if fv == fv:               # NaN never equals itself: don't cache it
+                    self._consts[key] = node
+            return node
+        return self.add_node(np.asarray(value))
+
+    def value(self, node):
+        """The stored values of ``node`` (a read-only view; numpy scalar when 0-d)."""
+        off = self.nodes[2 * node]
+        shape = self.node_shape[node]
+        if not shape:
+            return self.arena[off]
+        v = self.arena[off: off + self.nodes[2 * node + 1]].reshape(shape)
+        v.flags.writeable = False
+        return v
+
+    # ------------------------------------------------------------------ ops
+    def add_op(self, code, out, a=-1, b=-1, c=-1, iattr=-1):
+        self.ops.extend((code, out, a, b, c, iattr))
+
+    def add_attrs(self, ints):
+        """Append integer attributes; return their offset in the pool."""
+        off = self._ipool_len
+        if isinstance(ints, np.ndarray) and ints.size > 64:
+            self._ipool_chunks.append((off, len(self._ipool), ints.astype(np.int64, copy=False).ravel()))
+            self._ipool_len += ints.size
+            return off
+        self._ipool.extend(ints.tolist() if isinstance(ints, np.ndarray) else ints)
+        self._ipool_len += len(ints)
+        return off
+
+    def attrs(self, ia, n):
+        """``n`` integers of the pool from offset ``ia`` (one block added by add_attrs)."""
+        shift = 0
+        for off, _, chunk in self._ipool_chunks:
+            if ia >= off + chunk.size:
+                shift += chunk.size
+            elif ia >= off:
+                return chunk[ia - off: ia - off + n].tolist()
+            else:
+                break
+        return self._ipool[ia - shift: ia - shift + n]
+
+    def add_guard(self, node, kind, expected, site):
+        self.guards.append(Guard(self.n_ops, node, kind, expected, site))
+
+    # ------------------------------------------------------------------ arrays for the sweeps
+    def ipool(self):
+        if not self._ipool_chunks:
+            return np.array(self._ipool, dtype=np.int64)
+        parts, prev = [], 0
+        for _, at, chunk in self._ipool_chunks:
+            parts.append(np.array(self._ipool[prev:at], dtype=np.int64))
+            parts.append(chunk)
+            prev = at
+        parts.append(np.array(self._ipool[prev:], dtype=np.int64))
+        return np.concatenate(parts)
+
+    def arrays(self):
+        """``(ops, nodes, ipool, vals)`` as numpy arrays for the sweeps.
+
+        ``ops`` is ``(n_ops, 6)``; ``nodes`` is ``(2, n_nodes)``: offsets, then
+        sizes. Converts only what was recorded since the previous call (a
+        nested ``vjp`` sweeps a tape that is still growing).
+        """
+        n_ops, n_nodes, n_ip = self.n_ops, self.n_nodes, self._ipool_len
+        c = self._cache
+        if c is not None and c[0] == n_ops and c[1] == n_nodes and c[2] == n_ip:
+            ops, nodes, ip = c[3:]
+        elif c is not None and not self._ipool_chunks:
+            o0, n0 = c[0], c[1]
+            ops = np.concatenate([c[3], np.array(self.ops[o0 * OP_WIDTH:], np.int64).reshape(-1, OP_WIDTH)])
+            new = np.array(self.nodes[2 * n0:], np.int64).reshape(-1, 2).T
+            nodes = np.concatenate([c[4], new], axis=1)
+            ip = np.concatenate([c[5], np.array(self._ipool[c[2]:], np.int64)])
+        else:
+            ops = np.array(self.ops, np.int64).reshape(-1, OP_WIDTH)
+            nodes = np.array(self.nodes, np.int64).reshape(-1, 2).T.copy()
+            ip = self.ipool()
+        self._cache = (n_ops, n_nodes, n_ip, ops, nodes, ip)
+        return ops, nodes, ip, self.arena[: self.top]
+
+    # ------------------------------------------------------------------ recording
+    @contextmanager
+    def recording(self):
+        """Make this tape the calling thread's innermost active tape."""
+        stack = active_tapes()
+        stack.append(self)
+        try:
+            yield self
+        finally:
+            stack.pop()
+
+    def __repr__(self):
+        return (f"<numbad.Tape: {self.n_ops} ops, {self.n_nodes} nodes, "
+                f"{self.top} {self.dtype.name} values>")

@@ -1,0 +1,194 @@
+"""The differentiable reverse sweep (``create_graph=True``).
+
+It walks the same op rows as the njit sweep, but applies each derivative rule
+to :class:`Tensor` objects, so the cotangents are themselves recorded on the
+tape and can be differentiated again, to any order. The rules are the
+registry's: elementwise partials are the very expressions the njit sweep
+inlines, and each structural op's derivative is its registered transpose
+(gather <-> scatter, take <-> put_add, matmul -> matmuls).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import BY_CODE, OPS, compiled_partials
+from ..sweeps import varying_nodes
+from ..tape import OP_WIDTH
+from . import core
+from .core import Tensor, wrap
+
+_SCATTER = OPS["scatter"].code
+_GATHER = OPS["gather"].code
+_TAKE = OPS["take"].code
+_PUT_ADD = OPS["put_add"].code
+
+
+def node_tensor(tape, node):
+    return wrap(tape.value(node), tape, node)
+
+
+# ----------------------------------------------------------------------------- maps in numpy
+def map_indices(tape, ia):
+    """Flat positions (in the other operand) of every element walked by a strided map."""
+    nd = tape.attrs(ia, 1)[0]
+    blk = tape.attrs(ia, 2 * nd + 3)
+    shape, strides, base = blk[1:1 + nd], blk[1 + nd:1 + 2 * nd], blk[1 + 2 * nd]
+    idx = np.full(shape, base, np.int64)
+    for d in range(nd):
+        sh = [1] * nd
+        sh[d] = shape[d]
+        idx = idx + (np.arange(shape[d], dtype=np.int64) * strides[d]).reshape(sh)
+    return idx, blk[2 + 2 * nd]
+
+
+def _bincount(idx, weights, size, dtype):
+    out = np.bincount(idx.ravel(), weights=np.ravel(weights).astype(np.float64), minlength=size)
+    return out.astype(dtype, copy=False)
+
+
+def gather_by_map(g, ia, shape):
+    """Record ``g.flat[map]`` (the transpose of a scatter with map ``ia``)."""
+    idx, _ = map_indices(g._tape, ia)
+    value = np.ravel(g._v)[idx].reshape(shape)
+    return core.record(g._tape, _GATHER, value, g._node, iattr=ia)
+
+
+def scatter_by_map(g, ia, shape):
+    """Record zeros with ``g`` added at the map's positions (the transpose of a gather)."""
+    idx, size = map_indices(g._tape, ia)
+    value = _bincount(idx, g._v, size, g.dtype).reshape(shape)
+    return core.record(g._tape, _SCATTER, value, g._node, iattr=ia)
+
+
+def take_by_index(g, ia, shape):
+    count = g._tape.attrs(ia, 1)[0]
+    idx = np.asarray(g._tape.attrs(ia, count + 2)[2:], np.int64)
+    value = np.ravel(g._v)[idx].reshape(shape)
+    return core.record(g._tape, _TAKE, value, g._node, iattr=ia)
+
+
+def put_add_by_index(g, ia, shape):
+    count, size = g._tape.attrs(ia, 2)
+    idx = np.asarray(g._tape.attrs(ia, count + 2)[2:], np.int64)
+    value = _bincount(idx, g._v, size, g.dtype).reshape(shape)
+    return core.record(g._tape, _PUT_ADD, value, g._node, iattr=ia)
+
+
+# ----------------------------------------------------------------------------- rules per kind
+def _reshape(t, shape):
+    if t.shape == tuple(shape):
+        return t
+    from .numpy_api import reshape
+    return reshape(t, shape)
+
+
+def _elementwise(tape, op, out, operands, ia, g, varying):
+    ts = [node_tensor(tape, nd) for nd in operands[:op.arity]]
+    y = node_tensor(tape, out)
+    n = tape.node_size(out)
+    result = []
+    for k, (nd, fn) in enumerate(zip(operands, compiled_partials(op))):
+        if fn is None or not varying[nd]:
+            continue
+        d = fn(*ts, y)
+        if isinstance(d, (int, float)) and d == 1.0:
+            contrib = g
+        elif isinstance(d, (int, float)) and d == -1.0:
+            contrib = -g
+        else:
+            contrib = g * d
+        if tape.node_size(nd) != n:          # broadcast from one element: sum the cotangent
+            from .numpy_api import sum_
+            contrib = sum_(contrib)
+        result.append((nd, _reshape(contrib, tape.node_shape[nd])))
+    return result
+
+
+def _matmul(tape, op, out, operands, ia, g, varying):
+    Bt, M, K, N, tA, tB, sA, sB = tape.attrs(ia, 8)
+    a, b = operands[0], operands[1]
+    from ..sweeps.kernels import matmul_vjp_plan
+    result = []
+    for which, nd in ((0, a), (1, b)):
+        if not varying[nd]:
+            continue
+        first, second, tf, ts = matmul_vjp_plan.py_func(which, tA, tB)
+        if which == 0:
+            R, C, I, sD = (K, M, N, sA) if tA else (M, K, N, sA)
+        else:
+            R, C, I, sD = (N, K, M, sB) if tB else (K, N, M, sB)
+        stored = {0: (node_tensor(tape, a), sA, (K, M) if tA else (M, K)),
+                  1: (node_tensor(tape, b), sB, (N, K) if tB else (K, N)),
+                  2: (g, M * N, (M, N))}
+        F, sF, shF = stored[first]
+        S, sS, shS = stored[second]
+        Fv = np.reshape(F._v, ((Bt if sF else 1),) + shF)
+        Sv = np.reshape(S._v, ((Bt if sS else 1),) + shS)
+        value = np.matmul(np.swapaxes(Fv, -1, -2) if tf else Fv, np.swapaxes(Sv, -1, -2) if ts else Sv)
+        prod = core.matmul(F, S, tf, ts, Bt, R, I, C, sF, sS, value)
+        if sD == 0 and Bt > 1:                # one matrix broadcast over the batch: sum the batch
+            from .numpy_api import sum_
+            prod = sum_(prod, axis=0)
+        result.append((nd, _reshape(prod, tape.node_shape[nd])))
+    return result
+
+
+def _assemble(tape, op, out, operands, ia, g, varying):
+    nparts = tape.attrs(ia, 1)[0]
+    blk = tape.attrs(ia, 2 + 2 * nparts)
+    result = []
+    for p in range(nparts):
+        nd, mia = blk[2 + 2 * p], blk[3 + 2 * p]
+        if varying[nd]:
+            result.append((nd, gather_by_map(g, mia, tape.node_shape[nd])))
+    return result
+
+
+def _linear(transpose):
+    def rule(tape, op, out, operands, ia, g, varying):
+        nd = operands[0]
+        if not varying[nd]:
+            return []
+        return [(nd, transpose(g, ia, tape.node_shape[nd]))]
+    return rule
+
+
+RULES = {
+    "elementwise": _elementwise,
+    "copy": _linear(lambda g, ia, shape: _reshape(g, shape)),
+    "gather": _linear(scatter_by_map),
+    "scatter": _linear(gather_by_map),
+    "take": _linear(put_add_by_index),
+    "put_add": _linear(take_by_index),
+    "matmul": _matmul,
+    "assemble": _assemble,
+}
+
+
+def backward(tape, begin, end, input_nodes, seeds):
+    """Differentiable cotangents of ``input_nodes`` (Tensors, or ``None`` where none reaches).
+
+    ``seeds`` is a list of ``(node, cotangent)``; ops recorded by this sweep go
+    after ``end`` on the same tape.
+    """
+    varying = varying_nodes(tape, input_nodes, begin, end)
+    adj = {}
+    for node, v in seeds:
+        if not varying[node]:
+            continue
+        if type(v) is not Tensor:
+            v = wrap(v, tape, tape.add_node(v))
+        adj[node] = adj[node] + v if node in adj else v
+    flat = tape.ops
+    for k in range(end - 1, begin - 1, -1):
+        code, out, a, b, c, ia = flat[k * OP_WIDTH:(k + 1) * OP_WIDTH]
+        g = adj.get(out)
+        if g is None or not varying[out]:
+            continue
+        op = BY_CODE[code]
+        if not op.differentiable:
+            continue
+        for nd, contrib in RULES[op.kind](tape, op, out, (a, b, c), ia, g, varying):
+            adj[nd] = adj[nd] + contrib if nd in adj else contrib
+    return [adj.get(n) for n in input_nodes]
+

@@ -1,0 +1,278 @@
+"""``nb.Tensor`` and the recording of one op.
+
+Every op runs the same way: numpy computes the value (so eager results are
+numpy's own, to the bit), the value is stored as a new tape node, and one op
+row records how it was made. The functions here record one op of each kind;
+:mod:`numbad.tensor.numpy_api` maps numpy's and PyTorch's spellings onto them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import OPS
+from ..tape import active_tapes
+
+_new = object.__new__
+
+_GATHER = OPS["gather"].code
+_SCATTER = OPS["scatter"].code
+_TAKE = OPS["take"].code
+_PUT_ADD = OPS["put_add"].code
+_COPY = OPS["copy"].code
+_MATMUL = OPS["matmul"].code
+_ASSEMBLE = OPS["assemble"].code
+
+
+class Tensor:
+    """An array value recorded on a tape; what ``func`` receives in place of its inputs.
+
+    A Tensor behaves like a read-only numpy array: numpy's ufuncs and array
+    functions accept it, and so do PyTorch-style methods (``x.exp().sum(dim=1)``).
+    Reading a value out (``float(t)``, ``t.item()``, ``t.detach()``) gives a plain
+    number or array through which no derivative flows.
+
+    >>> import numpy as np, numbad as nb
+    >>> out, g = nb.vjp(lambda x: (x.exp() * 2.0).sum(), np.zeros(3))
+    >>> g
+    array([2., 2., 2.])
+    """
+
+    __slots__ = ("_v", "_tape", "_node")
+    __array_priority__ = 1000
+
+    def __init__(self, value, tape, node):
+        self._v = value
+        self._tape = tape
+        self._node = node
+
+    # the protocol methods, arithmetic and methods are attached in numpy_api.py
+
+
+def wrap(value, tape, node):
+    t = _new(Tensor)
+    t._v = value
+    t._tape = tape
+    t._node = node
+    return t
+
+
+# --------------------------------------------------------------------------- operands
+def pick_tape(args):
+    """The tape an op on ``args`` records on: the innermost active tape among theirs."""
+    tape = None
+    for x in args:
+        if type(x) is Tensor:
+            if tape is None:
+                tape = x._tape
+            elif x._tape is not tape:
+                stack = active_tapes()
+                for t in reversed(stack):
+                    if any(type(y) is Tensor and y._tape is t for y in args):
+                        return t
+                return tape
+    return tape
+
+
+def as_constant(x, what="operand"):
+    """A non-Tensor operand as a numpy value, rejecting what numbad cannot hold."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        v = x
+    elif isinstance(x, (float, int, bool)):
+        return x
+    else:
+        try:
+            v = np.asarray(x)
+        except TypeError:
+            v = None
+        if v is None or v.dtype == object:
+            raise TypeError(f"numbad: cannot use a {type(x).__name__} as a numeric {what}")
+    if v.dtype.kind not in "fiub":
+        raise TypeError(f"numbad: {what} of dtype {v.dtype} is not supported "
+                        "(numbad differentiates real floating-point values)")
+    if type(v) is np.ndarray and v.ndim == 0:
+        v = v[()]
+    return v
+
+
+def operand(tape, x):
+    """``(value, node)`` of an op operand on ``tape``; non-Tensors become constants."""
+    if type(x) is Tensor:
+        if x._tape is tape:
+            return x._v, x._node
+        return x._v, tape.const(x._v)      # a Tensor of another tape is a constant here
+    if type(x) is float or type(x) is int:
+        return x, tape.const(x)
+    v = as_constant(x)
+    return v, tape.const(v)
+
+
+def _scalarize(value):
+    if type(value) is np.ndarray and value.ndim == 0:
+        return value[()]
+    return value
+
+
+# --------------------------------------------------------------------------- elementwise
+def finish_elementwise(tape, op, value, nodes):
+    value = _scalarize(value)
+    if type(value) is np.ndarray:
+        n = value.size
+        kind = value.dtype.kind
+    elif isinstance(value, np.generic):
+        n = 1
+        kind = value.dtype.kind
+    else:                                   # a Python number from a Python operator
+        value = np.float64(value)
+        n, kind = 1, "f"
+    if kind not in "fiu":
+        if kind == "b" and op.dtype_out == "bool":
+            pass
+        elif kind == "b":
+            raise TypeError(f"numbad: np.{op.name} of boolean Tensors is not supported; "
+                            "use logical ops (&, |) or cast with .astype(float)")
+        else:
+            raise TypeError(f"numbad: np.{op.name} produced dtype {value.dtype}, "
+                            "numbad differentiates real floating-point values")
+    sizes = tape.nodes
+    nodes = list(nodes)
+    for i, nd in enumerate(nodes):
+        s = sizes[2 * nd + 1]
+        if s != n and s != 1:
+            nodes[i] = broadcast_node(tape, nd, value.shape)
+    nodes += [-1] * (3 - len(nodes))
+    out = tape.add_node(value)
+    tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
+    return wrap(value, tape, out)
+
+
+def elementwise(op, args, compute=None):
+    """Record elementwise ``op`` over ``args`` (at least one a Tensor).
+
+    ``compute`` (default ``op.ufunc``) computes the value from the operand values.
+    """
+    tape = pick_tape(args)
+    vals, nodes = [], []
+    for x in args:
+        v, nd = operand(tape, x)
+        vals.append(v)
+        nodes.append(nd)
+    value = (compute or op.ufunc)(*vals)
+    return finish_elementwise(tape, op, value, nodes)
+
+
+def unary(op, x):
+    """Fast path of :func:`elementwise` for one Tensor operand."""
+    tape = x._tape
+    value = op.ufunc(x._v)
+    return finish_elementwise(tape, op, value, (x._node,))
+
+
+def binary(op, a, b, pyop=None):
+    """Fast path of :func:`elementwise` for two operands; ``pyop`` is the Python operator."""
+    if type(a) is Tensor:
+        tape = a._tape
+        if type(b) is Tensor and b._tape is not tape:
+            tape = pick_tape((a, b))
+    else:
+        tape = b._tape
+    av, an = operand(tape, a)
+    bv, bn = operand(tape, b)
+    if pyop is not None and type(av) is not np.ndarray and type(bv) is not np.ndarray:
+        value = pyop(av, bv)                # numpy scalar arithmetic: same IEEE result, 10x faster
+    else:
+        value = op.ufunc(av, bv)
+    return finish_elementwise(tape, op, value, (an, bn))
+
+
+# --------------------------------------------------------------------------- structural
+def contiguous_strides(shape):
+    strides, s = [], 1
+    for d in reversed(shape):
+        strides.append(s)
+        s *= d
+    return tuple(reversed(strides))
+
+
+def strided_map(tape, shape, strides, base, other_size):
+    return tape.add_attrs((len(shape), *shape, *strides, base, other_size))
+
+
+def record(tape, code, value, a=-1, b=-1, c=-1, iattr=-1):
+    value = _scalarize(value)
+    out = tape.add_node(value)
+    tape.add_op(code, out, a, b, c, iattr)
+    return wrap(value, tape, out)
+
+
+def broadcast_node(tape, node, shape):
+    """A node holding ``node``'s values broadcast to ``shape`` (a gather with zero strides)."""
+    src_shape = tape.node_shape[node]
+    src_strides = contiguous_strides(src_shape)
+    pad = len(shape) - len(src_shape)
+    strides = [0] * pad + [0 if d == 1 else s for d, s in zip(src_shape, src_strides)]
+    ia = strided_map(tape, shape, strides, 0, tape.node_size(node))
+    value = np.broadcast_to(tape.value(node), shape)
+    out = tape.add_node(value)
+    tape.add_op(_GATHER, out, node, -1, -1, ia)
+    return out
+
+
+def broadcast_to(x, shape):
+    """Tensor ``x`` broadcast to ``shape``."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    tape = x._tape
+    node = broadcast_node(tape, x._node, shape)
+    return wrap(_scalarize(np.broadcast_to(x._v, shape)), tape, node)
+
+
+def gather(x, value, strides, base):
+    """Record ``value`` (of shape S) as ``x.flat[base + sum(i*strides)]`` for i over S."""
+    tape = x._tape
+    value = _scalarize(value)
+    shape = np.shape(value)
+    ia = strided_map(tape, shape, strides, base, tape.node_size(x._node))
+    return record(tape, _GATHER, value, x._node, iattr=ia)
+
+
+def scatter(x, value, strides, base):
+    """Record ``value`` (size N) as zeros(N) with ``x[i]`` added at ``base + sum(i*strides)``."""
+    tape = x._tape
+    ia = strided_map(tape, x.shape, strides, base, np.size(value))
+    return record(tape, _SCATTER, value, x._node, iattr=ia)
+
+
+def take(x, value, flat_index):
+    """Record ``value`` as ``x.flat[flat_index]`` (shape of ``value``)."""
+    tape = x._tape
+    idx = np.asarray(flat_index, np.int64).ravel()
+    ia = tape.add_attrs(np.concatenate(([idx.size, tape.node_size(x._node)], idx)))
+    return record(tape, _TAKE, value, x._node, iattr=ia)
+
+
+def copy(x, value):
+    """Record ``value`` with the same flat data as ``x`` (reshape, ravel)."""
+    return record(x._tape, _COPY, value, x._node)
+
+
+def matmul(a, b, tA, tB, Bt, M, K, N, sA, sB, value):
+    """Record ``value = op(a) @ op(b)`` as ``Bt`` products (see :mod:`numbad.ops.structural`)."""
+    tape = pick_tape((a, b))
+    _, an = operand(tape, a)
+    _, bn = operand(tape, b)
+    ia = tape.add_attrs((Bt, M, K, N, tA, tB, sA, sB))
+    return record(tape, _MATMUL, value, an, bn, iattr=ia)
+
+
+def assemble(parts, value):
+    """Record ``value`` built from ``parts``: a list of ``(operand, strides, base)``."""
+    tape = pick_tape([p[0] for p in parts])
+    size = np.size(value)
+    blocks = []
+    for x, strides, base in parts:
+        _, nd = operand(tape, x)
+        ia = strided_map(tape, tape.node_shape[nd], strides, base, size)
+        blocks += (nd, ia)
+    ia = tape.add_attrs((len(parts), size, *blocks))
+    return record(tape, _ASSEMBLE, value, iattr=ia)

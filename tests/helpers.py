@@ -1,0 +1,59 @@
+"""Shared test helpers: finite differences and PyTorch references."""
+import numpy as np
+import torch
+
+import numbad as nb
+
+torch.set_default_dtype(torch.float64)
+
+
+def central_vjp(f, args, v, h=1e-6):
+    """v^T J of ``f`` at ``args`` (a tuple of float64 arrays) by central differences."""
+    grads = []
+    for k, a in enumerate(args):
+        a = np.asarray(a, np.float64)
+        g = np.zeros(a.shape)
+        for idx in np.ndindex(a.shape):
+            step = h * max(1.0, abs(a[idx]))
+            plus = [np.array(x, np.float64, copy=True) for x in args]
+            minus = [np.array(x, np.float64, copy=True) for x in args]
+            plus[k][idx] += step
+            minus[k][idx] -= step
+            fp = np.asarray(f(*plus), np.float64)
+            fm = np.asarray(f(*minus), np.float64)
+            g[idx] = np.sum(np.asarray(v) * (fp - fm)) / (2 * step)
+        grads.append(g)
+    return grads
+
+
+def torch_vjp(f, args, v, create_graph=False):
+    targs = tuple(torch.tensor(np.asarray(a, np.float64)) for a in args)
+    tv = torch.tensor(np.asarray(v, np.float64))
+    out, g = torch.autograd.functional.vjp(f, targs, tv, create_graph=create_graph)
+    return out.detach().numpy(), [x.detach().numpy(force=True) for x in g]
+
+
+def torch_second(f, args, v, u):
+    """u^T d/dargs (v^T J(args)) with PyTorch: the vjp of a vjp."""
+    targs = tuple(torch.tensor(np.asarray(a, np.float64)) for a in args)
+    tv = torch.tensor(np.asarray(v, np.float64))
+    tu = tuple(torch.tensor(np.asarray(x, np.float64)) for x in u)
+
+    def first(*a):
+        return torch.autograd.functional.vjp(f, a, tv, create_graph=True)[1]
+    _, g = torch.autograd.functional.vjp(first, targs, tu)
+    return [x.detach().numpy(force=True) for x in g]
+
+
+def nb_second(f, args, v, u):
+    """u^T d/dargs (v^T J(args)) with numbad: vjp of vjp(create_graph=True)."""
+    def first(*a):
+        return nb.vjp(f, a, v, create_graph=True)[1]
+    return list(nb.vjp(first, tuple(args), tuple(u))[1])
+
+
+def assert_close(actual, expected, rtol=1e-10, atol=1e-12, what=""):
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)

@@ -24,6 +24,10 @@ import numpy as np
 
 OP_WIDTH = 6          # opcode, out, a, b, c, iattr
 _INITIAL_ARENA = 256
+#: Nodes at least this large are computed by numpy straight into the arena, and
+#: growing the arena for one reserves room for several more: untouched pages
+#: of an ``np.empty`` cost no memory, while every regrowth copies the arena.
+BIG = 1 << 16
 
 _local = threading.local()
 
@@ -63,9 +67,12 @@ class Tape:
 
     def __init__(self, dtype=np.float64):
         self.dtype = np.dtype(dtype)
+        self.narrow = self.dtype.itemsize < 8      # a float32 arena (widened if float64 values come)
         self.arena = np.empty(_INITIAL_ARENA, self.dtype)
+        self.cap = _INITIAL_ARENA
         self.top = 0
-        self.nodes = []               # flat: offset, size per node
+        self.node_off = []            # per node: offset of its values in the arena
+        self.node_size = []           # per node: number of values
         self.node_shape = []
         self.ops = []                 # flat: OP_WIDTH ints per op
         self._ipool = []              # small integer attributes (Python ints)
@@ -81,11 +88,6 @@ class Tape:
     def n_nodes(self):
         return len(self.node_shape)
 
-    def node_off(self, node):
-        return self.nodes[2 * node]
-
-    def node_size(self, node):
-        return self.nodes[2 * node + 1]
 
     @property
     def n_ops(self):
@@ -94,10 +96,68 @@ class Tape:
     def _reserve(self, n):
         end = self.top + n
         if end > self.arena.shape[0]:
-            grown = np.empty(max(end, 2 * self.arena.shape[0]), self.dtype)
+            cap = max(end, 2 * self.arena.shape[0])
+            if n >= BIG:
+                cap = max(cap, end + 8 * n)
+            try:
+                grown = np.empty(cap, self.dtype)
+            except MemoryError:
+                grown = np.empty(end, self.dtype)
             grown[: self.top] = self.arena[: self.top]
             self.arena = grown
+            self.cap = grown.shape[0]
         return end
+
+    def alloc(self, shape):
+        """Reserve a node of ``shape`` and return ``(node, writable view)`` for numpy to fill."""
+        n = 1
+        for d in shape:
+            n *= d
+        off = self.top
+        self.top = self._reserve(n)
+        view = self.arena[off: self.top].reshape(shape)
+        self.node_shape.append(tuple(shape))
+        self.node_off.append(off)
+        self.node_size.append(n)
+        return len(self.node_shape) - 1, view
+
+    def add_node(self, value):
+        """Store ``value`` (ndarray or numpy scalar) as a new node; return its index."""
+        dt = value.dtype
+        if dt is not self.dtype and dt.kind == "f" and dt.itemsize > self.dtype.itemsize:
+            self.promote(dt)
+        off = self.top
+        if type(value) is np.ndarray and value.ndim:
+            n = value.size
+            end = off + n
+            if end > self.cap:
+                self._reserve(n)
+            self.arena[off:end] = value if value.ndim == 1 else value.reshape(-1)
+            self.node_shape.append(value.shape)
+        else:
+            n = 1
+            end = off + 1
+            if end > self.cap:
+                self._reserve(1)
+            self.arena[off] = value
+            self.node_shape.append(())
+        self.top = end
+        self.node_off.append(off)
+        self.node_size.append(n)
+        return len(self.node_shape) - 1
+
+    def alloc(self, shape):
+        """Reserve a node of ``shape`` and return ``(node, writable view)`` for numpy to fill."""
+        n = 1
+        for d in shape:
+            n *= d
+        off = self.top
+        self.top = self._reserve(n)
+        view = self.arena[off: self.top].reshape(shape)
+        self.node_shape.append(tuple(shape))
+        self.node_off.append(off)
+        self.node_size.append(n)
+        return len(self.node_shape) - 1, view
 
     def add_node(self, value):
         """Store ``value`` (ndarray or numpy scalar) as a new node; return its index."""
@@ -117,17 +177,22 @@ class Tape:
             self.top = self._reserve(1)
             self.arena[off] = value
             self.node_shape.append(())
-        self.nodes += (off, n)
+        self.node_off.append(off)
+        self.node_size.append(n)
         return len(self.node_shape) - 1
 
     def promote(self, dtype):
         """Widen the arena (float32 values met a float64 value): exact for stored values."""
         self.dtype = np.dtype(dtype)
+        self.narrow = self.dtype.itemsize < 8
         self.arena = self.arena.astype(self.dtype)
-        self._cache = None
 
     def const(self, value):
         """Node for a constant; Python and numpy scalars are shared per tape."""
+        if type(value) is float and value != 0.0:
+            node = self._consts.get(value)
+            if node is not None:
+                return node
         if isinstance(value, (float, int, np.floating, np.integer, np.bool_, bool)):
             fv = float(value)
             key = (fv, np.copysign(1.0, fv)) if fv == 0.0 else fv
@@ -141,11 +206,11 @@ class Tape:
 
     def value(self, node):
         """The stored values of ``node`` (a read-only view; numpy scalar when 0-d)."""
-        off = self.nodes[2 * node]
+        off = self.node_off[node]
         shape = self.node_shape[node]
         if not shape:
             return self.arena[off]
-        v = self.arena[off: off + self.nodes[2 * node + 1]].reshape(shape)
+        v = self.arena[off: off + self.node_size[node]].reshape(shape)
         v.flags.writeable = False
         return v
 
@@ -192,28 +257,34 @@ class Tape:
         return np.concatenate(parts)
 
     def arrays(self):
-        """``(ops, nodes, ipool, vals)`` as numpy arrays for the sweeps.
+        """``(ops, node_off, node_size, ipool, vals)`` as numpy arrays for the sweeps.
 
-        ``ops`` is ``(n_ops, 6)``; ``nodes`` is ``(2, n_nodes)``: offsets, then
-        sizes. Converts only what was recorded since the previous call (a
-        nested ``vjp`` sweeps a tape that is still growing).
+        ``ops`` is ``(n_ops, 6)``. Converts only what was recorded since the
+        previous call (a nested ``vjp`` sweeps a tape that is still growing).
         """
         n_ops, n_nodes, n_ip = self.n_ops, self.n_nodes, self._ipool_len
         c = self._cache
         if c is not None and c[0] == n_ops and c[1] == n_nodes and c[2] == n_ip:
-            ops, nodes, ip = c[3:]
+            ops, off, size, ip = c[3:]
         elif c is not None and not self._ipool_chunks:
             o0, n0 = c[0], c[1]
             ops = np.concatenate([c[3], np.array(self.ops[o0 * OP_WIDTH:], np.int64).reshape(-1, OP_WIDTH)])
-            new = np.array(self.nodes[2 * n0:], np.int64).reshape(-1, 2).T
-            nodes = np.concatenate([c[4], new], axis=1)
-            ip = np.concatenate([c[5], np.array(self._ipool[c[2]:], np.int64)])
+            off = np.concatenate([c[4], np.array(self.node_off[n0:], np.int64)])
+            size = np.concatenate([c[5], np.array(self.node_size[n0:], np.int64)])
+            ip = np.concatenate([c[6], np.array(self._ipool[c[2]:], np.int64)])
+        elif n_ops * OP_WIDTH + 2 * n_nodes + n_ip < 4096 and not self._ipool_chunks:
+            # small tapes: one conversion, then views
+            flat = np.array(self.ops + self.node_off + self.node_size + self._ipool, np.int64)
+            a, b = n_ops * OP_WIDTH, n_ops * OP_WIDTH + n_nodes
+            ops = flat[:a].reshape(-1, OP_WIDTH)
+            off, size, ip = flat[a:b], flat[b:b + n_nodes], flat[b + n_nodes:]
         else:
             ops = np.array(self.ops, np.int64).reshape(-1, OP_WIDTH)
-            nodes = np.array(self.nodes, np.int64).reshape(-1, 2).T.copy()
+            off = np.array(self.node_off, np.int64)
+            size = np.array(self.node_size, np.int64)
             ip = self.ipool()
-        self._cache = (n_ops, n_nodes, n_ip, ops, nodes, ip)
-        return ops, nodes, ip, self.arena[: self.top]
+        self._cache = (n_ops, n_nodes, n_ip, ops, off, size, ip)
+        return ops, off, size, ip, self.arena[: self.top]
 
     # ------------------------------------------------------------------ recording
     @contextmanager

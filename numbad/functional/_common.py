@@ -137,10 +137,14 @@ def validate_v(v, other, is_other_tuple):
 
 
 def tape_dtype(inputs):
-    dts = [x.dtype for x in inputs]
-    if not dts:
-        return np.dtype(np.float64)
-    return np.result_type(*dts)
+    """float32 when every input is float32 (the tape widens itself if float64 values appear)."""
+    for x in inputs:
+        if x.dtype != np.float32:
+            return _F64
+    return _F32 if inputs else _F64
+
+
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
 
 
 class Call:
@@ -169,8 +173,11 @@ class Call:
                 from ..tensor.core import copy
                 t = copy(x, x._v)
             else:
-                node = tape.add_node(x._v if type(x) is Tensor else x)
-                t = wrap(tape.value(node), tape, node)
+                # like PyTorch's detach(): the Tensor shares the caller's (never modified) data
+                v = x._v if type(x) is Tensor else x
+                if type(v) is np.ndarray and v.ndim == 0:
+                    v = v[()]
+                t = wrap(v, tape, tape.add_node(v))
             tape.input_nodes.append(t._node)
             tensors.append(t)
         self.inputs = tuple(tensors)

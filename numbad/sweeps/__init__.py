@@ -9,11 +9,14 @@ and read results back out; no Python runs per operation.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 WORKSPACE = 80        # ints: walk counters (up to 64 dims) and BLAS scalars
 
 _G = None
+_local = threading.local()
 
 
 def interpreters():
@@ -25,14 +28,30 @@ def interpreters():
     return _G
 
 
+def workspace():
+    """The calling thread's scratch integers for the kernels (never shared across threads)."""
+    try:
+        return _local.ws
+    except AttributeError:
+        _local.ws = np.zeros(WORKSPACE, np.int64)
+        return _local.ws
+
+
 def varying_nodes(tape, input_nodes, begin, end):
     """Boolean mask of nodes that depend on ``input_nodes`` through ops [begin, end)."""
-    ops, nodes, ip, _ = tape.arrays()
-    varying = np.zeros(nodes.shape[1], np.bool_)
+    ops, off, size, ip, _ = tape.arrays()
+    varying = np.zeros(off.shape[0], np.bool_)
     for n in input_nodes:
         varying[n] = True
     interpreters().mark_varying(ops, ip, varying, begin, end)
     return varying
+
+
+def _read(arena, lo, n):
+    """A result out of a sweep arena: a view when it is most of the arena, else a copy
+    (so that a small gradient does not keep a large arena alive)."""
+    view = arena[lo:lo + n]
+    return view if 2 * n >= arena.shape[0] else view.copy()
 
 
 def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
@@ -43,37 +62,28 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     array per input node (``size`` or ``size * L`` values), or ``None`` where no
     cotangent reached the input.
     """
-    ops, nodes, ip, vals = tape.arrays()
-    n_nodes = nodes.shape[1]
-    off, size = nodes[0], nodes[1]
+    ops, off, size, ip, vals = tape.arrays()
+    n_nodes = off.shape[0]
     L = max(lanes, 1)
-    varying = np.zeros(n_nodes, np.bool_)
+    flags = np.zeros(2 * n_nodes, np.bool_)
+    varying, adj_set = flags[:n_nodes], flags[n_nodes:]
     for n in input_nodes:
         varying[n] = True
     adj = np.empty(vals.shape[0] * L, vals.dtype)
-    adj_set = np.zeros(n_nodes, np.bool_)
     for node, v in seeds:
         lo, hi = off[node] * L, (off[node] + size[node]) * L
         if adj_set[node]:
             adj[lo:hi] += np.ravel(v)
         else:
-            adj[lo:hi] = np.ravel(v)
+            adj[lo:hi] = np.ravel(v) if type(v) is np.ndarray else v
             adj_set[node] = True
-    ws = np.zeros(WORKSPACE, np.int64)
     g = interpreters()
     if lanes:
-        g.reverse_lanes(ops, nodes, ip, vals, adj, adj_set, varying, begin, end, ws, L)
+        g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
     else:
-        g.reverse(ops, nodes, ip, vals, adj, adj_set, varying, begin, end, ws)
+        g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
     return [_read(adj, off[n] * L, size[n] * L) if adj_set[n] and varying[n] else None
             for n in input_nodes]
-
-
-def _read(arena, lo, n):
-    """A result out of a sweep arena: a view when it is most of the arena, else a copy
-    (so that a small gradient does not keep a large arena alive)."""
-    view = arena[lo:lo + n]
-    return view if 2 * n >= arena.shape[0] else view.copy()
 
 
 def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
@@ -82,18 +92,16 @@ def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
     Returns one flat array per output node, or ``None`` for outputs that do not
     depend on the inputs.
     """
-    ops, nodes, ip, vals = tape.arrays()
-    off, size = nodes[0], nodes[1]
+    ops, off, size, ip, vals = tape.arrays()
     L = max(lanes, 1)
-    varying = np.zeros(nodes.shape[1], np.bool_)
+    varying = np.zeros(off.shape[0], np.bool_)
     tan = np.empty(vals.shape[0] * L, vals.dtype)
     for node, t in zip(input_nodes, tangents):
         varying[node] = True
         tan[off[node] * L:(off[node] + size[node]) * L] = np.ravel(t)
-    ws = np.zeros(WORKSPACE, np.int64)
     g = interpreters()
     if lanes:
-        g.tangent_lanes(ops, nodes, ip, vals, tan, varying, begin, end, ws, L)
+        g.tangent_lanes(ops, off, size, ip, vals, tan, varying, begin, end, workspace(), L)
     else:
-        g.tangent(ops, nodes, ip, vals, tan, varying, begin, end, ws)
+        g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, workspace())
     return [_read(tan, off[n] * L, size[n] * L) if varying[n] else None for n in output_nodes]

@@ -243,22 +243,20 @@ def _interpreters(ops):
             "                if x >= 0 and varying[x]:",
             "                    varying[o] = True", ""]
     # forward replay
-    out += ["@_interp", "def forward(ops, nodes, ip, vals, begin, end, ws):",
+    out += ["@_interp", "def forward(ops, node_off, node_size, ip, vals, begin, end, ws):",
             '    """Recompute every node value of ops [begin, end) from the nodes before them."""',
-            "    node_off = nodes[0]", "    node_size = nodes[1]",
             "    for k in range(begin, end):"] + _indent(LOOP_HEAD, 8)
     out += _indent(_dispatch(ops, _branch_forward), 8) + [""]
     # reverse sweeps
     for lanes in (False, True):
         name = "reverse_lanes" if lanes else "reverse"
-        sig = "ops, nodes, ip, vals, adj, adj_set, varying, begin, end, ws" + (", L" if lanes else "")
+        sig = "ops, node_off, node_size, ip, vals, adj, adj_set, varying, begin, end, ws" + (", L" if lanes else "")
         doc = ("Accumulate cotangents (L lanes per element) of ops [begin, end) in reverse."
                if lanes else "Accumulate cotangents of ops [begin, end) in reverse order.")
         out += ["@_interp", f"def {name}({sig}):", f'    """{doc}', "",
                 "    ``varying`` flags the requested inputs on entry; the sweep first marks",
                 '    every node that depends on them, and only those receive cotangents."""',
                 "    mark_varying(ops, ip, varying, begin, end)",
-                "    node_off = nodes[0]", "    node_size = nodes[1]",
                 "    for k in range(end - 1, begin - 1, -1):",
                 "        o = ops[k, 1]",
                 "        if not adj_set[o] or not varying[o]:",
@@ -267,14 +265,13 @@ def _interpreters(ops):
     # tangent sweeps
     for lanes in (False, True):
         name = "tangent_lanes" if lanes else "tangent"
-        sig = "ops, nodes, ip, vals, tan, varying, begin, end, ws" + (", L" if lanes else "")
+        sig = "ops, node_off, node_size, ip, vals, tan, varying, begin, end, ws" + (", L" if lanes else "")
         doc = ("Propagate tangents (L lanes per element) through ops [begin, end)."
                if lanes else "Propagate tangents through ops [begin, end).")
         out += ["@_interp", f"def {name}({sig}):", f'    """{doc}', "",
                 "    ``varying`` flags the inputs whose tangents are set on entry; the sweep",
                 '    marks what depends on them. Other nodes have zero tangent (not stored)."""',
                 "    mark_varying(ops, ip, varying, begin, end)",
-                "    node_off = nodes[0]", "    node_size = nodes[1]",
                 "    for k in range(begin, end):",
                 "        o = ops[k, 1]",
                 "        if not varying[o]:",

@@ -85,7 +85,7 @@ def _reshape(t, shape):
 def _elementwise(tape, op, out, operands, ia, g, varying):
     ts = [node_tensor(tape, nd) for nd in operands[:op.arity]]
     y = node_tensor(tape, out)
-    n = tape.node_size(out)
+    n = tape.node_size[out]
     result = []
     for k, (nd, fn) in enumerate(zip(operands, compiled_partials(op))):
         if fn is None or not varying[nd]:
@@ -97,7 +97,7 @@ def _elementwise(tape, op, out, operands, ia, g, varying):
             contrib = -g
         else:
             contrib = g * d
-        if tape.node_size(nd) != n:          # broadcast from one element: sum the cotangent
+        if tape.node_size[nd] != n:          # broadcast from one element: sum the cotangent
             from .numpy_api import sum_
             contrib = sum_(contrib)
         result.append((nd, _reshape(contrib, tape.node_shape[nd])))

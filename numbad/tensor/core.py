@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import OPS
-from ..tape import active_tapes
+from ..tape import BIG, active_tapes
 
 _new = object.__new__
 
@@ -113,36 +113,92 @@ def _scalarize(value):
 
 
 # --------------------------------------------------------------------------- elementwise
-def finish_elementwise(tape, op, value, nodes):
-    value = _scalarize(value)
-    if type(value) is np.ndarray:
-        n = value.size
-        kind = value.dtype.kind
-    elif isinstance(value, np.generic):
-        n = 1
-        kind = value.dtype.kind
-    else:                                   # a Python number from a Python operator
+_ND = np.ndarray
+_SCALAR_FLOATS = (np.float64, np.float32)
+
+
+def _check_value(op, value):
+    """Reject results numbad cannot hold (complex; booleans from arithmetic)."""
+    kind = value.dtype.kind
+    if kind in "fiu" or (kind == "b" and op.dtype_out == "bool"):
+        return
+    if kind == "b":
+        raise TypeError(f"numbad: np.{op.name} of boolean Tensors is not supported; "
+                        "use logical ops (&, |) or cast with .astype(float)")
+    raise TypeError(f"numbad: np.{op.name} produced dtype {value.dtype}, "
+                    "numbad differentiates real floating-point values")
+
+
+def _emit(tape, op, value, a, b=-1, c=-1):
+    """Append the node holding an elementwise result and the op row making it.
+
+    This is the per-op hot path of recording: scalars and small arrays take a
+    few attribute writes; operands whose size differs from the result's (and
+    is not 1) are broadcast by an explicit gather first.
+    """
+    tv = type(value)
+    if tv is _ND:
+        if value.ndim == 0:
+            value = value[()]
+            tv = type(value)
+    elif tv is float:
         value = np.float64(value)
-        n, kind = 1, "f"
-    if kind not in "fiu":
-        if kind == "b" and op.dtype_out == "bool":
-            pass
-        elif kind == "b":
-            raise TypeError(f"numbad: np.{op.name} of boolean Tensors is not supported; "
-                            "use logical ops (&, |) or cast with .astype(float)")
-        else:
-            raise TypeError(f"numbad: np.{op.name} produced dtype {value.dtype}, "
-                            "numbad differentiates real floating-point values")
-    sizes = tape.nodes
-    nodes = list(nodes)
-    for i, nd in enumerate(nodes):
-        s = sizes[2 * nd + 1]
-        if s != n and s != 1:
-            nodes[i] = broadcast_node(tape, nd, value.shape)
-    nodes += [-1] * (3 - len(nodes))
-    out = tape.add_node(value)
-    tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
-    return wrap(value, tape, out)
+        tv = np.float64
+    if tv is _ND:
+        n = value.size
+        if value.dtype is not tape.dtype:
+            if value.dtype.kind != "f":
+                _check_value(op, value)
+            elif value.dtype.itemsize > tape.dtype.itemsize:
+                tape.promote(value.dtype)
+        sizes = tape.node_size
+        sa = sizes[a]
+        if sa != n and sa != 1:
+            a = broadcast_node(tape, a, value.shape)
+        if b >= 0:
+            sb = sizes[b]
+            if sb != n and sb != 1:
+                b = broadcast_node(tape, b, value.shape)
+            if c >= 0:
+                sc = sizes[c]
+                if sc != n and sc != 1:
+                    c = broadcast_node(tape, c, value.shape)
+        off = tape.top
+        end = off + n
+        if end > tape.cap:
+            tape._reserve(n)
+        tape.arena[off:end] = value if value.ndim == 1 else value.reshape(-1)
+        tape.top = end
+        tape.node_shape.append(value.shape)
+        tape.node_off.append(off)
+        sizes.append(n)
+        out = len(sizes) - 1
+    else:
+        if tv not in _SCALAR_FLOATS:
+            _check_value(op, value)
+        # a one-element result: every operand has one element too
+        off = tape.top
+        if off >= tape.cap:
+            tape._reserve(1)
+        if tv is np.float64 and tape.narrow:
+            tape.promote(np.float64)
+        tape.arena[off] = value
+        tape.top = off + 1
+        tape.node_shape.append(())
+        tape.node_off.append(off)
+        tape.node_size.append(1)
+        out = len(tape.node_off) - 1
+    tape.ops += (op.code, out, a, b, c, -1)
+    t = _new(Tensor)
+    t._v = value
+    t._tape = tape
+    t._node = out
+    return t
+
+
+def finish_elementwise(tape, op, value, nodes):
+    """Record ``value``, computed elementwise from the operand ``nodes``."""
+    return _emit(tape, op, value, *nodes)
 
 
 def elementwise(op, args, compute=None):
@@ -156,32 +212,78 @@ def elementwise(op, args, compute=None):
         v, nd = operand(tape, x)
         vals.append(v)
         nodes.append(nd)
-    value = (compute or op.ufunc)(*vals)
-    return finish_elementwise(tape, op, value, nodes)
+    if compute is None:
+        big = _into_arena(tape, op, vals, nodes)
+        if big is not None:
+            return big
+        compute = op.ufunc
+    return _emit(tape, op, compute(*vals), *nodes)
+
+
+def _into_arena(tape, op, vals, nodes):
+    """Large results: let the ufunc write straight into the arena (no second copy)."""
+    if max(tape.node_size[nd] for nd in nodes) < BIG or op.ufunc is None:
+        return None
+    shape = np.broadcast_shapes(*(np.shape(v) for v in vals))
+    if np.result_type(*vals) != tape.dtype or op.dtype_out == "bool":
+        return None
+    n = 1
+    for d in shape:
+        n *= d
+    nodes = [broadcast_node(tape, nd, shape) if tape.node_size[nd] not in (n, 1) else nd
+             for nd in nodes]
+    out, view = tape.alloc(shape)
+    op.ufunc(*vals, out=view)
+    view.flags.writeable = False
+    nodes += [-1] * (3 - len(nodes))
+    tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
+    return wrap(view, tape, out)
 
 
 def unary(op, x):
     """Fast path of :func:`elementwise` for one Tensor operand."""
     tape = x._tape
-    value = op.ufunc(x._v)
-    return finish_elementwise(tape, op, value, (x._node,))
+    if tape.node_size[x._node] >= BIG:
+        return elementwise(op, (x,))
+    return _emit(tape, op, op.ufunc(x._v), x._node)
 
 
 def binary(op, a, b, pyop=None):
-    """Fast path of :func:`elementwise` for two operands; ``pyop`` is the Python operator."""
+    """Fast path of :func:`elementwise` for two operands; ``pyop`` is the Python operator.
+
+    On one-element values ``pyop`` (numpy scalar arithmetic) gives the ufunc's
+    IEEE result ten times faster than calling the ufunc.
+    """
     if type(a) is Tensor:
         tape = a._tape
-        if type(b) is Tensor and b._tape is not tape:
+        av, an = a._v, a._node
+        tb = type(b)
+        if tb is Tensor and b._tape is tape:
+            bv, bn = b._v, b._node
+        elif tb is float or tb is int:
+            bv, bn = b, tape.const(b)
+        else:
             tape = pick_tape((a, b))
+            av, an = operand(tape, a)
+            bv, bn = operand(tape, b)
     else:
         tape = b._tape
-    av, an = operand(tape, a)
-    bv, bn = operand(tape, b)
-    if pyop is not None and type(av) is not np.ndarray and type(bv) is not np.ndarray:
-        value = pyop(av, bv)                # numpy scalar arithmetic: same IEEE result, 10x faster
+        bv, bn = b._v, b._node
+        ta = type(a)
+        if ta is float or ta is int:
+            av, an = a, tape.const(a)
+        else:
+            av, an = operand(tape, a)
+    sizes = tape.node_size
+    if sizes[an] >= BIG or sizes[bn] >= BIG:
+        big = _into_arena(tape, op, [av, bv], [an, bn])
+        if big is not None:
+            return big
+    if pyop is not None and type(av) is not _ND and type(bv) is not _ND:
+        value = pyop(av, bv)
     else:
         value = op.ufunc(av, bv)
-    return finish_elementwise(tape, op, value, (an, bn))
+    return _emit(tape, op, value, an, bn)
 
 
 # --------------------------------------------------------------------------- structural
@@ -210,7 +312,7 @@ def broadcast_node(tape, node, shape):
     src_strides = contiguous_strides(src_shape)
     pad = len(shape) - len(src_shape)
     strides = [0] * pad + [0 if d == 1 else s for d, s in zip(src_shape, src_strides)]
-    ia = strided_map(tape, shape, strides, 0, tape.node_size(node))
+    ia = strided_map(tape, shape, strides, 0, tape.node_size[node])
     value = np.broadcast_to(tape.value(node), shape)
     out = tape.add_node(value)
     tape.add_op(_GATHER, out, node, -1, -1, ia)
@@ -232,7 +334,7 @@ def gather(x, value, strides, base):
     tape = x._tape
     value = _scalarize(value)
     shape = np.shape(value)
-    ia = strided_map(tape, shape, strides, base, tape.node_size(x._node))
+    ia = strided_map(tape, shape, strides, base, tape.node_size[x._node])
     return record(tape, _GATHER, value, x._node, iattr=ia)
 
 
@@ -247,7 +349,7 @@ def take(x, value, flat_index):
     """Record ``value`` as ``x.flat[flat_index]`` (shape of ``value``)."""
     tape = x._tape
     idx = np.asarray(flat_index, np.int64).ravel()
-    ia = tape.add_attrs(np.concatenate(([idx.size, tape.node_size(x._node)], idx)))
+    ia = tape.add_attrs(np.concatenate(([idx.size, tape.node_size[x._node]], idx)))
     return record(tape, _TAKE, value, x._node, iattr=ia)
 
 

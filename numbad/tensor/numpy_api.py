@@ -23,6 +23,8 @@ from ..ops import OPS, BY_UFUNC
 from . import core
 from .core import Tensor, as_constant, contiguous_strides, wrap
 
+_SCATTER_CODE = OPS["scatter"].code
+
 #: numpy function -> implementation taking numpy's signature.
 HANDLED: dict = {}
 
@@ -129,8 +131,14 @@ def apply_ufunc(ufunc, args, kwargs):
     return out if dtype is None else astype(out, dtype)
 
 
+_UNARY_FAST = {}      # ufunc -> Op for plain one-operand calls (filled in _install)
+
+
 def _array_ufunc(self, ufunc, method, *args, **kwargs):
     if method == "__call__":
+        op = _UNARY_FAST.get(ufunc)
+        if op is not None and len(args) == 1 and not kwargs:
+            return core.unary(op, args[0])
         return apply_ufunc(ufunc, args, kwargs)
     if method == "reduce" and ufunc is np.add:
         kwargs.setdefault("axis", 0)
@@ -175,7 +183,7 @@ def _power(a, b):
             and not isinstance(b, (bool, np.bool_))):
         special = _POW_SPECIAL.get(float(b))
         if special is not None:
-            return core.finish_elementwise(a._tape, OPS[special], a._v ** b, (a._node,))
+            return core.unary(OPS[special], a)
     return core.binary(OPS["power"], a, b, operator.pow)
 
 
@@ -208,7 +216,9 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
         if d not in axes:
             strides[d] = s
             s *= shape[d]
-    return core.scatter(x, value, strides, 0)
+    tape = x._tape
+    ia = tape.add_attrs((nd, *shape, *strides, 0, s))
+    return core.record(tape, _SCATTER_CODE, value, x._node, iattr=ia)
 
 
 @implements(np.mean)
@@ -632,6 +642,10 @@ def _install():
         setattr(T, f"__{dunder}__", f)
         setattr(T, f"__r{dunder}__", f)
     T.__invert__ = lambda s: core.unary(OPS["logical_not"], s)
+
+    for uf, op in BY_UFUNC.items():
+        if op.arity == 1 and uf not in _LOGICAL_ALIASES:
+            _UNARY_FAST[uf] = op
 
     # methods: numpy's and PyTorch's spellings of the registry's elementwise ops
     for op in OPS.values():

@@ -12,10 +12,10 @@ array([2., 4.])
 from . import ops as _ops  # noqa: F401  (fills the op registry)
 from . import special
 from .functional.vjp import vjp
-from .tape import Tape
+from .recorded import BranchChanged, Tape, record
 from .tensor.core import Tensor
 from .tensor import numpy_api as _numpy_api  # noqa: F401  (attaches Tensor's numpy protocol)
 
 __version__ = "0.1.0"
 
-__all__ = ["vjp", "Tensor", "Tape", "special"]
+__all__ = ["vjp", "record", "Tape", "BranchChanged", "Tensor", "special"]

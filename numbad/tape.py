@@ -10,7 +10,7 @@ While a function runs, every operation on a :class:`numbad.Tensor` appends
 
 Constants mixed into the computation (Python numbers, plain arrays) are nodes
 too, so that a sweep needs nothing but these arrays. Recording appends to
-Python lists (cheap per op); :meth:`Tape.arrays` turns them into numpy arrays
+Python lists (cheap per op); :meth:`Recording.arrays` turns them into numpy arrays
 for the njit sweeps, converting only what was added since the last call.
 
 Recording is thread-local: each thread has its own stack of active tapes.
@@ -62,8 +62,12 @@ class Guard:
         return f"Guard({self.kind} of node {self.node} == {self.expected!r} at {self.site})"
 
 
-class Tape:
-    """A recording of operations: op rows, nodes, an integer pool and a value arena."""
+class Recording:
+    """Operations recorded while a function runs: op rows, nodes, an integer pool, a value arena.
+
+    ``nb.vjp`` and friends record into a fresh one and sweep it once; ``nb.record``
+    freezes one into a replayable :class:`numbad.Tape`.
+    """
 
     def __init__(self, dtype=np.float64):
         self.dtype = np.dtype(dtype)
@@ -79,6 +83,7 @@ class Tape:
         self._ipool_chunks = []       # (offset, int64 array) for large index blocks
         self._ipool_len = 0
         self.input_nodes = []         # every node created as a function input
+        self.replayable = False       # nb.record sets this: guards are kept, nested calls record here
         self.guards = []
         self._consts = {}
         self._cache = None            # arrays converted so far (see arrays())
@@ -298,5 +303,5 @@ class Tape:
             stack.pop()
 
     def __repr__(self):
-        return (f"<numbad.Tape: {self.n_ops} ops, {self.n_nodes} nodes, "
+        return (f"<numbad.Recording: {self.n_ops} ops, {self.n_nodes} nodes, "
                 f"{self.top} {self.dtype.name} values>")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..sweeps import varying_nodes
-from ..tape import Tape, active_tapes, current_tape
+from ..tape import Recording, active_tapes, current_tape
 from ..tensor.core import Tensor, wrap
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -152,19 +152,21 @@ class Call:
 
     With ``create_graph`` inside an active recording, the call records on that
     tape, so that its results stay differentiable by the enclosing call (a
-    Hessian is a ``vjp`` of a ``vjp``). Otherwise it records on a fresh tape
-    (inputs from other tapes become constants, as their derivatives are not
-    wanted).
+    Hessian is a ``vjp`` of a ``vjp``). Inside ``nb.record`` every nested call
+    records on the replayable tape, so that a replay recomputes it. Otherwise
+    it records on a fresh tape (inputs from other tapes become constants, as
+    their derivatives are not wanted).
     """
 
     __slots__ = ("tape", "inputs", "input_nodes", "begin")
 
-    def __init__(self, inputs, create_graph):
+    def __init__(self, inputs, create_graph, replayable=False):
         outer = current_tape()
-        if create_graph and outer is not None:
+        if outer is not None and (create_graph or outer.replayable) and not replayable:
             tape = outer
         else:
-            tape = Tape(tape_dtype(inputs))
+            tape = Recording(tape_dtype(inputs))
+            tape.replayable = replayable
         self.tape = tape
         tensors = []
         for x in inputs:

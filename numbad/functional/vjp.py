@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import sweeps
 from ..tensor.backward import backward
-from ..tensor.core import Tensor, wrap
+from ..tensor.core import Tensor, stop_gradient, wrap
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, check_outputs_require_grad,
                       detach_value, output_node, postprocess, validate_v, value_shape)
 
@@ -50,7 +50,10 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         node = output_node(call, y)
         if node is not None:
             seeds.append((node, vi))
-    if create_graph:
+    # inside nb.record a nested call stays on the tape (so that replays recompute it),
+    # with its results cut from the enclosing derivative as create_graph=False asks
+    in_recording = tape.replayable and not create_graph
+    if create_graph or in_recording:
         grads = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes,
                                              [(n, _seed_tensor(tape, vi)) for n, vi in seeds]))
         grads = [None if g is None else _cast_tensor(g, x) for g, x in zip(grads, inputs)]
@@ -67,14 +70,20 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                 raise RuntimeError("The output of the user-provided function is independent of "
                                    f"input {i}. This is not allowed in strict mode.")
             g = np.zeros(value_shape(x), x.dtype)
-            if create_graph:
+            if create_graph or in_recording:
                 g = _const(tape, g)
         elif strict and create_graph and not call.requires_grad([g._node])[0]:
             raise RuntimeError("The jacobian of the user-provided function is independent of "
                                f"input {i}. This is not allowed in strict mode when create_graph=True.")
         result.append(g)
 
-    outs = list(outputs) if create_graph else [detach_value(y) for y in outputs]
+    if in_recording:
+        outs = [stop_gradient(y) if type(y) is Tensor else y for y in outputs]
+        result = [stop_gradient(g) for g in result]
+    elif create_graph:
+        outs = list(outputs)
+    else:
+        outs = [detach_value(y) for y in outputs]
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
 
 

@@ -165,3 +165,8 @@ for _name, _code, _uf, _expr, _torch in (
 ):
     ew(_name, _code, _uf, _expr, None, torch=_torch, dtype_out="bool",
        domain=(R,) if "x" in _expr else (R, R), kink="boolean result: no derivative")
+
+# --- identity with no derivative: what a nested create_graph=False vjp returns inside nb.record,
+# so that the replayed tape recomputes the value while no derivative flows through it
+ew("stop_gradient", 1100, None, "x", None, numpy=("nested nb.vjp(create_graph=False) in nb.record",),
+   domain=(R,), kink="no derivative (a constant for the enclosing derivative)")

@@ -21,6 +21,7 @@ _PUT_ADD = OPS["put_add"].code
 _COPY = OPS["copy"].code
 _MATMUL = OPS["matmul"].code
 _ASSEMBLE = OPS["assemble"].code
+_STOP_GRADIENT = OPS["stop_gradient"]
 
 
 class Tensor:
@@ -284,6 +285,11 @@ def binary(op, a, b, pyop=None):
     else:
         value = op.ufunc(av, bv)
     return _emit(tape, op, value, an, bn)
+
+
+def stop_gradient(x):
+    """``x``'s value, recorded as an op through which no derivative flows."""
+    return _emit(x._tape, _STOP_GRADIENT, x._v, x._node)
 
 
 # --------------------------------------------------------------------------- structural

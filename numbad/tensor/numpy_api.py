@@ -436,9 +436,10 @@ def _site():
 
 
 def read_value(t, what="a value"):
-    """Read a Tensor's values as a plain array, recording a guard on them."""
+    """Read a Tensor's values as a plain array; on a replayable tape, a guard on them."""
     v = np.array(t._v)
-    t._tape.add_guard(t._node, "value", v.copy(), _site())
+    if t._tape.replayable:
+        t._tape.add_guard(t._node, "value", v.copy(), _site())
     return v
 
 
@@ -448,7 +449,8 @@ def _bool(self):
         raise ValueError("The truth value of an array with more than one element is ambiguous. "
                          "Use a.any() or a.all()")
     truth = bool(v.reshape(()) if type(v) is np.ndarray else v)
-    self._tape.add_guard(self._node, "truth", truth, _site())
+    if self._tape.replayable:
+        self._tape.add_guard(self._node, "truth", truth, _site())
     return truth
 
 
@@ -472,7 +474,8 @@ def _read_scalar(self, conv, caller):
         raise TypeError("only single-element Tensors can be converted to Python scalars")
     v = v.reshape(()) if type(v) is np.ndarray else v
     out = conv(v[()] if type(v) is np.ndarray else v)
-    self._tape.add_guard(self._node, "value", np.array(v), _site())
+    if self._tape.replayable:
+        self._tape.add_guard(self._node, "value", np.array(v), _site())
     return out
 
 
@@ -483,8 +486,13 @@ def _index(self):
 
 
 def detach(self):
-    """The values as a new plain ``ndarray`` (no derivative flows through them)."""
-    return np.array(self._v)
+    """The values as a new plain ``ndarray`` (no derivative flows through them).
+
+    On a recorded tape the read is a guard: a replay whose values differ here
+    raises ``nb.BranchChanged`` (or retraces), since numbad cannot see how
+    Python used the values.
+    """
+    return read_value(self, "detach()")
 
 
 def astype(x, dtype, copy=True):

@@ -1,0 +1,691 @@
+"""Recorded tapes: record a function once, replay it and its derivatives at compiled speed.
+
+``nb.record(func, example_inputs)`` runs ``func`` once on Tensors and freezes
+what it recorded: the op rows, node layout, integer pool, the value arena
+(constants included) and the guards, i.e. every value-dependent decision
+Python took. A replay writes new input values into a copy of the arena and
+runs the njit interpreters over the frozen arrays: no Python per operation.
+
+A replay whose inputs would decide a guard differently raises
+:class:`BranchChanged` naming the recording site, or, with ``retrace=True``,
+records the new branch beside the old ones and uses it. A replay never returns
+values or derivatives of the wrong branch.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import io
+import os
+import zipfile
+
+import numpy as np
+
+from .functional._common import (FLOAT_DTYPES, Call, as_input_tuple, as_output_tuple, as_v_tuple,
+                                 postprocess, validate_v)
+from .ops import BY_CODE, OPS
+from .ops.validate import validate_tape_arrays
+from .sweeps import interpreters, workspace
+from .tensor.core import Tensor
+
+__all__ = ["BranchChanged", "Tape", "record"]
+
+FORMAT_VERSION = 1
+MAX_BRANCHES = 64          # retraced branches kept per tape (least recently used go first)
+MAX_LANES = 256            # cotangents/tangents per batched sweep in jacobian()
+_GUARD_KIND = {"truth": 0, "value": 1}
+
+
+class BranchChanged(RuntimeError):
+    """A replay's inputs decide a recorded branch differently (replay with ``retrace=True``)."""
+
+
+# ------------------------------------------------------------------------------- one branch
+class Branch:
+    """One recorded path through the function: frozen tape arrays, I/O layout and guards."""
+
+    ARRAYS = ("ops", "node_off", "node_size", "ip", "template", "in_nodes", "out_nodes",
+              "g_op", "g_node", "g_kind", "g_off", "g_expected")
+
+    def __init__(self, arrays, node_shape, out_spec, sites):
+        for k in self.ARRAYS:
+            setattr(self, k, arrays[k])
+        self.node_shape = node_shape          # list of tuples (for summaries and checks)
+        self.out_spec = out_spec              # per output: (node index or None, shape, dtype, const)
+        self.sites = sites                    # per guard: "file:line"
+        self.arena_size = self.template.shape[0]
+
+    @classmethod
+    def freeze(cls, rec, input_nodes, outputs):
+        """Freeze a :class:`Recording`: keep only ops the outputs or guards need."""
+        ops, off, size, ip, vals = rec.arrays()
+        out_spec = []
+        for y in outputs:
+            if type(y) is Tensor and y._tape is rec:
+                out_spec.append((y._node, np.shape(y._v), y.dtype, None))
+            else:
+                c = np.array(y._v if type(y) is Tensor else y)
+                out_spec.append((None, c.shape, c.dtype, c))
+        out_nodes = np.array([s[0] for s in out_spec if s[0] is not None], np.int64)
+        guards = rec.guards
+        keep = _live_ops(ops, ip, list(out_nodes) + [g.node for g in guards])
+        new_index = np.concatenate([[0], np.cumsum(keep)])
+        g_expected, g_off = [], []
+        pos = 0
+        for g in guards:
+            e = np.ravel(np.asarray(g.expected, np.float64))
+            g_off.append(pos)
+            g_expected.append(e)
+            pos += e.size
+        arrays = dict(
+            ops=np.ascontiguousarray(ops[keep]), node_off=off.copy(), node_size=size.copy(),
+            ip=ip.copy(), template=vals.copy(), in_nodes=np.array(input_nodes, np.int64),
+            out_nodes=out_nodes,
+            g_op=np.array([new_index[g.op_index] for g in guards], np.int64),
+            g_node=np.array([g.node for g in guards], np.int64),
+            g_kind=np.array([_GUARD_KIND[g.kind] for g in guards], np.int64),
+            g_off=np.array(g_off, np.int64),
+            g_expected=(np.concatenate(g_expected) if g_expected else np.zeros(0)).astype(vals.dtype))
+        return cls(arrays, list(rec.node_shape), out_spec, [g.site for g in guards])
+
+    # ----------------------------------------------------------------------- replays
+    def _common(self):
+        return (self.ops, self.node_off, self.node_size, self.ip, self.template, self.in_nodes,
+                self.out_nodes, self.g_op, self.g_node, self.g_kind, self.g_off, self.g_expected)
+
+    def out_total(self):
+        return int(sum(self.node_size[n] for n in self.out_nodes))
+
+    def in_total(self):
+        return int(sum(self.node_size[n] for n in self.in_nodes))
+
+    def forward(self, x):
+        vals = np.empty(self.arena_size, self.template.dtype)
+        out = np.empty(self.out_total(), self.template.dtype)
+        status = interpreters().forward_one(*self._common(), x, vals, workspace(), out)
+        return status, vals, out
+
+    def vjp(self, x, v, lanes=1):
+        n = self.node_off.shape[0]
+        vals = np.empty(self.arena_size, self.template.dtype)
+        adj = np.empty(self.arena_size * lanes, self.template.dtype)
+        flags = np.empty(2 * n, np.bool_)
+        out = np.empty(self.out_total(), self.template.dtype)
+        grad = np.empty(self.in_total() * lanes, self.template.dtype)
+        if lanes == 1:
+            status = interpreters().vjp_one(*self._common(), x, v, vals, adj, flags, workspace(), out, grad)
+        else:
+            status = interpreters().vjp_lanes(*self._common(), x, v, lanes, vals, adj, flags, workspace(),
+                                              out, grad)
+        return status, vals, out, grad
+
+    def jvp(self, x, t, lanes=1):
+        vals = np.empty(self.arena_size, self.template.dtype)
+        tan = np.empty(self.arena_size * lanes, self.template.dtype)
+        varying = np.empty(self.node_off.shape[0], np.bool_)
+        out = np.empty(self.out_total(), self.template.dtype)
+        jv = np.empty(self.out_total() * lanes, self.template.dtype)
+        if lanes == 1:
+            status = interpreters().jvp_one(*self._common(), x, t, vals, tan, varying, workspace(), out, jv)
+        else:
+            status = interpreters().jvp_lanes(*self._common(), x, t, lanes, vals, tan, varying, workspace(),
+                                              out, jv)
+        return status, vals, out, jv
+
+    def describe_failure(self, gi, vals):
+        node = self.g_node[gi]
+        o, n = self.node_off[node], self.node_size[node]
+        e0 = self.g_off[gi]
+        if self.g_kind[gi] == 0:
+            was, now = bool(self.g_expected[e0] != 0), bool(vals[o] != 0)
+            what = "a branch decided by a comparison"
+        else:
+            was = self.g_expected[e0:e0 + n].tolist()
+            now = vals[o:o + n].tolist()
+            was, now = (was[0], now[0]) if n == 1 else (was, now)
+            what = "a value read into Python (float(), int(), .item(), .detach() or an index)"
+        return (f"{what} at {self.sites[gi]} changed on replay: it was {was!r} when the tape was "
+                f"recorded and is {now!r} now. Replay with retrace=True to record this branch too.")
+
+    # ----------------------------------------------------------------------- serialisation
+    def to_arrays(self, prefix):
+        d = {prefix + k: getattr(self, k) for k in self.ARRAYS}
+        d[prefix + "node_ndim"] = np.array([len(s) for s in self.node_shape], np.int64)
+        d[prefix + "node_dims"] = np.array([x for s in self.node_shape for x in s], np.int64)
+        d[prefix + "out_node"] = np.array([-1 if s[0] is None else s[0] for s in self.out_spec], np.int64)
+        d[prefix + "out_ndim"] = np.array([len(s[1]) for s in self.out_spec], np.int64)
+        d[prefix + "out_dims"] = np.array([x for s in self.out_spec for x in s[1]], np.int64)
+        d[prefix + "out_dtype"] = np.array([s[2].str for s in self.out_spec])
+        consts = [np.ravel(s[3]).astype(np.float64) for s in self.out_spec if s[3] is not None]
+        d[prefix + "out_consts"] = np.concatenate(consts) if consts else np.zeros(0)
+        d[prefix + "sites"] = np.array(self.sites, dtype=str)
+        return d
+
+    @classmethod
+    def from_arrays(cls, d, prefix):
+        get = _Reader(d, prefix)
+        arrays = {k: get.ints(k) for k in cls.ARRAYS if k not in ("template", "g_expected")}
+        arrays["template"] = get.floats("template")
+        arrays["g_expected"] = get.floats("g_expected")
+        node_shape = _split_shapes(get.ints("node_ndim"), get.ints("node_dims"), "node shapes")
+        out_nodes, out_shapes = get.ints("out_node"), _split_shapes(get.ints("out_ndim"),
+                                                                     get.ints("out_dims"), "output shapes")
+        dtypes = get.strings("out_dtype")
+        consts = get.floats("out_consts")
+        if not (len(out_nodes) == len(out_shapes) == len(dtypes)):
+            raise ValueError("the output descriptions disagree in length")
+        out_spec, pos = [], 0
+        for nd, shape, dt in zip(out_nodes.tolist(), out_shapes, dtypes):
+            dt = np.dtype(dt)
+            if dt.kind not in "fiub":
+                raise ValueError(f"an output has dtype {dt}")
+            if nd < 0:
+                n = int(np.prod(shape))
+                if pos + n > consts.size:
+                    raise ValueError("the constant outputs are truncated")
+                out_spec.append((None, shape, dt, consts[pos:pos + n].reshape(shape).astype(dt)))
+                pos += n
+            else:
+                out_spec.append((nd, shape, dt, None))
+        sites = get.strings("sites").tolist()
+        validate_tape_arrays(arrays, node_shape, out_spec, sites)
+        return cls(arrays, node_shape, out_spec, sites)
+
+
+_POOL = None
+
+
+def _parallel_rows(kernel, args, B):
+    """Run ``kernel(*args, lo, hi)`` over row ranges on all cores (the kernel releases the GIL)."""
+    global _POOL
+    n = min(os.cpu_count() or 1, max(1, B // 8))
+    if n == 1:
+        kernel(*args, 0, B)
+        return
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="numbad")
+    bounds = np.linspace(0, B, n + 1).astype(int)
+    for f in [_POOL.submit(kernel, *args, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+        f.result()
+
+
+class _Reader:
+    """Typed access to a loaded ``.npz``: clear errors for missing or mistyped entries."""
+
+    def __init__(self, d, prefix):
+        self.d, self.prefix = d, prefix
+
+    def _get(self, key):
+        try:
+            return self.d[self.prefix + key]
+        except KeyError:
+            raise ValueError(f"the entry {self.prefix + key!r} is missing") from None
+
+    def ints(self, key):
+        a = self._get(key)
+        if a.dtype != np.int64:
+            raise ValueError(f"the entry {self.prefix + key!r} has dtype {a.dtype}, expected int64")
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+    def floats(self, key):
+        a = self._get(key)
+        if a.dtype not in FLOAT_DTYPES or a.ndim != 1:
+            raise ValueError(f"the entry {self.prefix + key!r} is not a 1-d float32/float64 array")
+        return np.ascontiguousarray(a)
+
+    def strings(self, key):
+        a = self._get(key)
+        if a.dtype.kind != "U":
+            raise ValueError(f"the entry {self.prefix + key!r} is not text")
+        return a
+
+
+def _split_shapes(ndim, dims, what):
+    if np.any(ndim < 0) or np.any(ndim > 64) or int(ndim.sum()) != dims.size or np.any(dims < 0):
+        raise ValueError(f"the {what} are inconsistent")
+    shapes, pos = [], 0
+    for k in ndim.tolist():
+        shapes.append(tuple(dims[pos:pos + k].tolist()))
+        pos += k
+    return shapes
+
+
+def _live_ops(ops, ip, roots):
+    """Boolean mask of ops that the ``roots`` nodes depend on (dead code is not replayed)."""
+    live = set(int(r) for r in roots)
+    keep = np.zeros(ops.shape[0], bool)
+    assemble = OPS["assemble"].code
+    for k in range(ops.shape[0] - 1, -1, -1):
+        code, out, a, b, c, ia = ops[k].tolist()
+        if out not in live:
+            continue
+        keep[k] = True
+        live.update(x for x in (a, b, c) if x >= 0)
+        if code == assemble:
+            live.update(int(ip[ia + 2 + 2 * p]) for p in range(int(ip[ia])))
+    return keep
+
+
+# ------------------------------------------------------------------------------- the tape
+class Tape:
+    """A function recorded once, replayed with new input values at compiled speed.
+
+    Made by :func:`record`. Calling it replays the function; ``vjp``, ``jvp``,
+    ``jacobian``, ``batch_vjp`` and ``batch_jvp`` replay it with its derivatives.
+    Inputs must have the recorded shapes and dtypes.
+
+    >>> import numpy as np, numbad as nb
+    >>> tape = nb.record(lambda x: np.sum(np.sin(x) * x), np.zeros(3))
+    >>> out, g = tape.vjp(np.array([0.0, 1.0, 2.0]))
+    >>> np.allclose(g, np.cos([0, 1, 2]) * [0, 1, 2] + np.sin([0, 1, 2]))
+    True
+    """
+
+    def __init__(self, branches, in_shapes, in_dtypes, is_inputs_tuple, is_outputs_tuple,
+                 func=None, retrace=False):
+        self._branches = collections.OrderedDict((id(b), b) for b in branches)
+        self.in_shapes = [tuple(s) for s in in_shapes]
+        self.in_dtypes = [np.dtype(d) for d in in_dtypes]
+        self.is_inputs_tuple = is_inputs_tuple
+        self.is_outputs_tuple = is_outputs_tuple
+        self.func = func
+        self.retrace = retrace
+
+    # ----------------------------------------------------------------------- inputs and outputs
+    @property
+    def branches(self):
+        """The recorded branches, most recently used first."""
+        return list(reversed(self._branches.values()))
+
+    def _pack(self, inputs, what, batch=None):
+        """Validate ``inputs`` against the recording; return them packed flat (per sample)."""
+        items = inputs if self.is_inputs_tuple else (inputs,)
+        if self.is_inputs_tuple and not isinstance(inputs, tuple):
+            raise TypeError(f"the tape was recorded with a tuple of {len(self.in_shapes)} inputs; "
+                            f"{what} got a {type(inputs).__name__}")
+        if len(items) != len(self.in_shapes):
+            raise TypeError(f"the tape was recorded with {len(self.in_shapes)} inputs; {what} got "
+                            f"{len(items)}")
+        flat = []
+        for i, (x, shape, dt) in enumerate(zip(items, self.in_shapes, self.in_dtypes)):
+            if isinstance(x, float) and shape == () and dt == np.float64 and batch is None:
+                x = np.asarray(x)
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"input {i} must be a numpy array of shape {shape} and dtype {dt} "
+                                f"(as recorded), got {type(x).__name__}")
+            want = shape if batch is None else (batch,) + shape
+            if x.shape != want or x.dtype != dt:
+                rec = f"shape {shape} and dtype {dt}"
+                got = f"shape {x.shape} and dtype {x.dtype}"
+                if batch is not None:
+                    rec = f"a leading batch axis of {batch} then {rec}"
+                raise ValueError(f"input {i} has {got}, but the tape was recorded with {rec}")
+            flat.append(x.reshape(-1) if batch is None else x.reshape(batch, -1))
+        dtype = self._dtype()
+        if batch is None:
+            return np.concatenate(flat).astype(dtype, copy=False) if len(flat) != 1 \
+                else flat[0].astype(dtype, copy=False)
+        return np.ascontiguousarray(np.concatenate(flat, axis=1), dtype)
+
+    def _dtype(self):
+        return next(iter(self._branches.values())).template.dtype
+
+    def _unpack_outputs(self, branch, flat, batch=None):
+        outs, pos = [], 0
+        lead = () if batch is None else (batch,)
+        for node, shape, dt, const in branch.out_spec:
+            if node is None:
+                c = const if batch is None else np.broadcast_to(const, lead + shape)
+                outs.append(np.array(c))
+                continue
+            n = int(np.prod(shape))
+            part = flat[pos:pos + n] if batch is None else flat[:, pos:pos + n]
+            outs.append(part.reshape(lead + shape).astype(dt))
+            pos += n
+        return postprocess(outs, self.is_outputs_tuple)
+
+    def _unpack_inputs(self, flat, batch=None, dtype_of=None):
+        outs, pos = [], 0
+        lead = () if batch is None else (batch,)
+        for shape, dt in zip(self.in_shapes, self.in_dtypes):
+            n = int(np.prod(shape))
+            part = flat[pos:pos + n] if batch is None else flat[:, pos:pos + n]
+            outs.append(part.reshape(lead + shape).astype(dt))
+            pos += n
+        return postprocess(outs, self.is_inputs_tuple)
+
+    def _pack_v(self, branch, v, what):
+        """The cotangents for the outputs that are nodes, packed flat (PyTorch's v rules)."""
+        specs = branch.out_spec
+        outs = tuple(np.empty(s[1], s[2]) for s in specs)
+        if v is None:
+            if len(specs) != 1 or int(np.prod(specs[0][1])) != 1:
+                raise RuntimeError("The vector v can only be None if the user-provided function returns "
+                                   "a single Tensor with a single element.")
+            v = (np.ones(specs[0][1]),)
+        else:
+            v = validate_v(as_v_tuple(v, what), outs, self.is_outputs_tuple)
+        parts = [np.ravel(vi) for vi, s in zip(v, specs) if s[0] is not None]
+        dtype = self._dtype()
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    # ----------------------------------------------------------------------- running branches
+    def _run(self, method, x, *args, inputs=None, retrace=None):
+        """Run ``method`` on the branch whose guards hold; retrace or raise otherwise."""
+        retrace = self.retrace if retrace is None else retrace
+        first_failure = None
+        for key, branch in reversed(list(self._branches.items())):
+            result = getattr(branch, method)(x, *args)
+            status, vals = result[0], result[1]
+            if status < 0:
+                self._branches.move_to_end(key)
+                return branch, result[2:]
+            if first_failure is None:
+                first_failure = branch.describe_failure(status, vals)
+        if not retrace:
+            raise BranchChanged(first_failure)
+        if self.func is None:
+            raise BranchChanged(first_failure + " (this tape was loaded from a file, so it cannot "
+                                "record new branches)")
+        branch = self._record_branch(inputs)
+        result = getattr(branch, method)(x, *args)
+        if result[0] >= 0:      # pragma: no cover - a fresh recording holds its own guards
+            raise BranchChanged(branch.describe_failure(result[0], result[1]))
+        return branch, result[2:]
+
+    def _record_branch(self, inputs):
+        _, inputs = as_input_tuple(inputs if self.is_inputs_tuple else inputs, "record")
+        branch, _ = _record_branch(self.func, inputs)
+        self._branches[id(branch)] = branch
+        while len(self._branches) > MAX_BRANCHES:
+            self._branches.popitem(last=False)
+        return branch
+
+    # ----------------------------------------------------------------------- public replays
+    def __call__(self, inputs, retrace=None):
+        """Replay the function: its outputs for new input values."""
+        x = self._pack(inputs, "the tape")
+        branch, (out,) = self._run("forward", x, inputs=inputs, retrace=retrace)
+        return self._unpack_outputs(branch, out)
+
+    def vjp(self, inputs, v=None, retrace=None):
+        """``(outputs, v^T J)`` like :func:`numbad.vjp`, from one njit replay."""
+        x = self._pack(inputs, "tape.vjp")
+        vflat = self._pack_v(self.branches[0], v, "vjp")
+        branch, (out, grad) = self._run("vjp", x, vflat, inputs=inputs, retrace=retrace)
+        return self._unpack_outputs(branch, out), self._unpack_inputs(grad)
+
+    def jvp(self, inputs, v=None, retrace=None):
+        """``(outputs, J v)`` like :func:`numbad.jvp`, by the njit tangent sweep."""
+        x = self._pack(inputs, "tape.jvp")
+        if v is None:
+            if len(self.in_shapes) != 1 or int(np.prod(self.in_shapes[0])) != 1:
+                raise RuntimeError("The vector v can only be None if the input to the user-provided "
+                                   "function is a single Tensor with a single element.")
+            t = np.ones(1, self._dtype())
+        else:
+            dummies = tuple(np.empty(s, d) for s, d in zip(self.in_shapes, self.in_dtypes))
+            v = validate_v(as_v_tuple(v, "jvp"), dummies, self.is_inputs_tuple)
+            t = np.concatenate([np.ravel(vi) for vi in v]).astype(self._dtype())
+        branch, (out, jv) = self._run("jvp", x, t, inputs=inputs, retrace=retrace)
+        outs = self._unpack_outputs(branch, out)
+        return outs, self._unpack_outputs(branch, jv)
+
+    def jacobian(self, inputs, retrace=None):
+        """The Jacobian with PyTorch's nesting: ``J[i][j]`` has shape ``out_i.shape + in_j.shape``.
+
+        One replay sweeps blocks of up to 256 cotangents (or tangents, when the
+        inputs are fewer than the outputs) at once.
+        """
+        x = self._pack(inputs, "tape.jacobian")
+        branch, _ = self._run("forward", x, inputs=inputs, retrace=retrace)
+        n_in, n_out = branch.in_total(), branch.out_total()
+        dtype = self._dtype()
+        J = np.zeros((n_out, n_in), dtype)
+        if n_out <= n_in:
+            for lo in range(0, n_out, MAX_LANES):
+                L = min(MAX_LANES, n_out - lo)
+                v = np.zeros((n_out, L), dtype)
+                v[lo + np.arange(L), np.arange(L)] = 1.0
+                status, vals, _, grad = branch.vjp(x, v.ravel(), L)
+                J[lo:lo + L] = grad.reshape(n_in, L).T
+        else:
+            for lo in range(0, n_in, MAX_LANES):
+                L = min(MAX_LANES, n_in - lo)
+                t = np.zeros((n_in, L), dtype)
+                t[lo + np.arange(L), np.arange(L)] = 1.0
+                status, vals, _, jv = branch.jvp(x, t.ravel(), L)
+                J[:, lo:lo + L] = jv.reshape(n_out, L)
+        return self._split_jacobian(branch, J)
+
+    def _split_jacobian(self, branch, J):
+        rows, pos = [], 0
+        for node, shape, dt, const in branch.out_spec:
+            n = int(np.prod(shape))
+            block = J[pos:pos + n] if node is not None else np.zeros((n, J.shape[1]), J.dtype)
+            pos += n if node is not None else 0
+            cols, cpos = [], 0
+            for ishape, idt in zip(self.in_shapes, self.in_dtypes):
+                m = int(np.prod(ishape))
+                cols.append(block[:, cpos:cpos + m].reshape(shape + ishape).astype(idt))
+                cpos += m
+            rows.append(postprocess(cols, self.is_inputs_tuple))
+        return postprocess(rows, self.is_outputs_tuple)
+
+    def batch_vjp(self, inputs, v=None, retrace=None):
+        """``vjp`` for every sample of a leading batch axis, replayed in parallel.
+
+        Every input and every cotangent carries the batch axis first; the result
+        equals a loop of ``tape.vjp`` calls.
+        """
+        B = self._batch_size(inputs)
+        X = self._pack(inputs, "tape.batch_vjp", batch=B)
+        branch = self.branches[0]
+        V = self._pack_batch_v(branch, v, B)
+        out = np.empty((B, branch.out_total()), X.dtype)
+        grad = np.empty((B, branch.in_total()), X.dtype)
+        status = np.empty(B, np.int64)
+        _parallel_rows(interpreters().batch_vjp, branch._common() + (X, V, out, grad, status), B)
+        self._redo_failed(status, branch, inputs, v, retrace, "vjp", out, grad)
+        return self._unpack_outputs(branch, out, B), self._unpack_inputs(grad, B)
+
+    def batch_jvp(self, inputs, v, retrace=None):
+        """``jvp`` for every sample of a leading batch axis, replayed in parallel."""
+        B = self._batch_size(inputs)
+        X = self._pack(inputs, "tape.batch_jvp", batch=B)
+        T = self._pack(v, "the tangents of tape.batch_jvp", batch=B)
+        branch = self.branches[0]
+        out = np.empty((B, branch.out_total()), X.dtype)
+        jv = np.empty((B, branch.out_total()), X.dtype)
+        status = np.empty(B, np.int64)
+        _parallel_rows(interpreters().batch_jvp, branch._common() + (X, T, out, jv, status), B)
+        self._redo_failed(status, branch, inputs, v, retrace, "jvp", out, jv)
+        return self._unpack_outputs(branch, out, B), self._unpack_outputs(branch, jv, B)
+
+    def _batch_size(self, inputs):
+        first = inputs[0] if self.is_inputs_tuple and isinstance(inputs, tuple) else inputs
+        if not isinstance(first, np.ndarray) or first.ndim != len(self.in_shapes[0]) + 1:
+            raise ValueError(f"batched inputs need a leading batch axis: input 0 should have shape "
+                             f"(batch,) + {self.in_shapes[0]}")
+        return first.shape[0]
+
+    def _pack_batch_v(self, branch, v, B):
+        specs = [s for s in branch.out_spec]
+        if v is None:
+            if len(specs) != 1 or int(np.prod(specs[0][1])) != 1:
+                raise RuntimeError("The vector v can only be None if the user-provided function returns "
+                                   "a single Tensor with a single element.")
+            return np.ones((B, 1), self._dtype())
+        items = v if self.is_outputs_tuple else (v,)
+        if len(items) != len(specs):
+            raise RuntimeError(f"v is a tuple of invalid length: should be {len(specs)} but got {len(items)}.")
+        parts = []
+        for i, (vi, s) in enumerate(zip(items, specs)):
+            vi = np.asarray(vi)
+            if vi.shape != (B,) + tuple(s[1]):
+                raise RuntimeError(f"Entry {i} in v has invalid size: should be {(B,) + tuple(s[1])} "
+                                   f"but got {vi.shape}.")
+            if s[0] is not None:
+                parts.append(vi.reshape(B, -1))
+        return np.ascontiguousarray(np.concatenate(parts, axis=1), self._dtype())
+
+    def _redo_failed(self, status, branch, inputs, v, retrace, method, out, res):
+        """Samples whose guards failed: replay them one by one (other branches, or retrace)."""
+        failed = np.flatnonzero(status >= 0)
+        if failed.size == 0:
+            return
+        retrace = self.retrace if retrace is None else retrace
+        if not retrace and len(self._branches) == 1:
+            b = int(failed[0])
+            sample = self._sample(inputs, b)
+            _, vals = branch.forward(self._pack(sample, "tape"))[:2]
+            raise BranchChanged(f"sample {b} of the batch: " + branch.describe_failure(int(status[b]), vals))
+        for b in failed.tolist():
+            sample = self._sample(inputs, b)
+            x = self._pack(sample, "tape")
+            if method == "vjp":
+                vb = None if v is None else (tuple(np.asarray(vi)[b] for vi in v)
+                                             if self.is_outputs_tuple else np.asarray(v)[b])
+                vflat = self._pack_v(branch, vb, "batch_vjp")
+                other, (o, g) = self._run("vjp", x, vflat, inputs=sample, retrace=retrace)
+            else:
+                tb = tuple(np.asarray(vi)[b] for vi in v) if self.is_inputs_tuple else np.asarray(v)[b]
+                t = self._pack(tb, "the tangents of tape.batch_jvp")
+                other, (o, g) = self._run("jvp", x, t, inputs=sample, retrace=retrace)
+            if other.out_total() != out.shape[1]:        # pragma: no cover - shapes are fixed per tape
+                raise BranchChanged("a branch changed the output layout")
+            out[b], res[b] = o, g
+
+    def _sample(self, inputs, b):
+        if self.is_inputs_tuple:
+            return tuple(np.ascontiguousarray(x[b]) for x in inputs)
+        return np.ascontiguousarray(inputs[b])
+
+    # ----------------------------------------------------------------------- inspection
+    def summary(self):
+        """A text summary: inputs, outputs, per branch the op counts by kind, arena size, guards."""
+        lines = []
+        ins = ", ".join(f"{d}{s}" for s, d in zip(self.in_shapes, self.in_dtypes))
+        b0 = self.branches[0]
+        outs = ", ".join(f"{s[2]}{s[1]}" + ("" if s[0] is not None else " constant") for s in b0.out_spec)
+        lines.append(f"numbad.Tape: ({ins}) -> ({outs}); {len(self._branches)} branch(es)")
+        for i, b in enumerate(self.branches):
+            counts = collections.Counter(BY_CODE[c].name for c in b.ops[:, 0].tolist())
+            nbytes = b.template.nbytes
+            lines.append(f"  branch {i}: {b.ops.shape[0]} ops, {b.node_off.shape[0]} nodes, arena "
+                         f"{b.arena_size} {b.template.dtype} values ({nbytes / 1024:.1f} KiB), "
+                         f"{b.g_op.shape[0]} guards")
+            lines.append("    ops by kind: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+            for gi in range(b.g_op.shape[0]):
+                kind = "truth" if b.g_kind[gi] == 0 else "value"
+                e0 = b.g_off[gi]
+                n = b.node_size[b.g_node[gi]]
+                exp = bool(b.g_expected[e0]) if kind == "truth" else b.g_expected[e0:e0 + n].tolist()
+                lines.append(f"    guard {gi}: {kind} of node {b.g_node[gi]} after op {b.g_op[gi]} "
+                             f"== {exp} ({b.sites[gi]})")
+        lines.append("  layout (struct of arrays): ops (n_ops, 6) int64 = opcode, out, a, b, c, iattr; "
+                     "node_off, node_size (n_nodes,) int64; ip (integer attributes) int64; "
+                     "template (arena) " + str(b0.template.dtype))
+        return "\n".join(lines)
+
+    def __repr__(self):
+        b = self.branches[0]
+        return (f"<numbad.Tape: {b.ops.shape[0]} ops, {len(self.in_shapes)} inputs, "
+                f"{len(self._branches)} branch(es), {b.g_op.shape[0]} guards>")
+
+    # ----------------------------------------------------------------------- persistence
+    def _to_arrays(self):
+        d = {"format_version": np.array(FORMAT_VERSION, np.int64),
+             "n_branches": np.array(len(self._branches), np.int64),
+             "in_ndim": np.array([len(s) for s in self.in_shapes], np.int64),
+             "in_dims": np.array([x for s in self.in_shapes for x in s], np.int64),
+             "in_dtype": np.array([d.str for d in self.in_dtypes]),
+             "tuples": np.array([self.is_inputs_tuple, self.is_outputs_tuple], np.int64)}
+        for i, b in enumerate(self.branches):
+            d.update(b.to_arrays(f"b{i}_"))
+        return d
+
+    @classmethod
+    def _from_arrays(cls, d):
+        get = _Reader(d, "")
+        version = get.ints("format_version")
+        if version.shape != () or int(version) != FORMAT_VERSION:
+            raise ValueError(f"format version {version!r} is not {FORMAT_VERSION}")
+        nb = get.ints("n_branches")
+        if nb.shape != () or not 1 <= int(nb) <= MAX_BRANCHES:
+            raise ValueError("the number of branches is invalid")
+        in_shapes = _split_shapes(get.ints("in_ndim"), get.ints("in_dims"), "input shapes")
+        in_dtypes = [np.dtype(s) for s in get.strings("in_dtype").tolist()]
+        tuples = get.ints("tuples")
+        if len(in_dtypes) != len(in_shapes) or tuples.shape != (2,) or \
+                any(dt not in FLOAT_DTYPES for dt in in_dtypes):
+            raise ValueError("the input descriptions are invalid")
+        branches = [Branch.from_arrays(d, f"b{i}_") for i in range(int(nb))]
+        for b in branches:
+            if [tuple(b.node_shape[n]) for n in b.in_nodes.tolist()] != in_shapes:
+                raise ValueError("a branch's input nodes do not have the input shapes")
+            if b.template.dtype != branches[0].template.dtype:
+                raise ValueError("the branches disagree on the arena dtype")
+        return cls(list(reversed(branches)), in_shapes, in_dtypes, bool(tuples[0]), bool(tuples[1]))
+
+    def save(self, path):
+        """Write the tape to ``path`` as numpy ``.npz`` (plain arrays, no pickled objects)."""
+        np.savez(path, **self._to_arrays())
+
+    @classmethod
+    def load(cls, path):
+        """Read a tape saved by :meth:`save`; the file is validated before any sweep can touch it."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                d = {k: f[k] for k in f.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+            raise ValueError(f"numbad: {os.fspath(path) if not isinstance(path, io.IOBase) else 'the file'}"
+                             f" is not a readable tape file ({e})") from None
+        try:
+            return cls._from_arrays(d)
+        except ValueError as e:
+            raise ValueError(f"numbad: {path} is not a valid tape: {e}") from None
+
+    def __getstate__(self):
+        return self._to_arrays()
+
+    def __setstate__(self, d):
+        try:
+            other = self._from_arrays(d)
+        except ValueError as e:
+            raise ValueError(f"numbad: not a valid tape: {e}") from None
+        self.__dict__.update(other.__dict__)
+
+
+# ------------------------------------------------------------------------------- recording
+def _record_branch(func, inputs):
+    call = Call(inputs, create_graph=False, replayable=True)
+    outputs = call.run(func)
+    is_outputs_tuple, outputs = as_output_tuple(outputs, "record")
+    return Branch.freeze(call.tape, call.input_nodes, outputs), is_outputs_tuple
+
+
+def record(func, example_inputs, retrace=False):
+    """Run ``func`` once on ``example_inputs`` and return the replayable :class:`Tape`.
+
+    Python control flow is recorded as the branch taken, each value-dependent
+    decision as a guard; ``retrace=True`` makes replays record new branches
+    instead of raising :class:`BranchChanged`.
+
+    >>> import numpy as np, numbad as nb
+    >>> def f(x):
+    ...     return np.sum(x ** 2) if x[0] > 0 else np.sum(-x)
+    >>> tape = nb.record(f, np.array([1.0, 2.0]))
+    >>> tape(np.array([3.0, 1.0]))
+    array(10.)
+    >>> tape.vjp(np.array([-1.0, 1.0]))
+    Traceback (most recent call last):
+    ...
+    numbad.recorded.BranchChanged: a branch decided by a comparison at ...
+    """
+    is_inputs_tuple, inputs = as_input_tuple(example_inputs, "record")
+    branch, is_outputs_tuple = _record_branch(func, inputs)
+    shapes = [np.shape(x._v if type(x) is Tensor else x) for x in inputs]
+    dtypes = [x.dtype for x in inputs]
+    return Tape([branch], shapes, dtypes, is_inputs_tuple, is_outputs_tuple, func=func, retrace=retrace)
+

@@ -1,0 +1,257 @@
+"""Replaying a recorded tape: forward with guard checks, then a sweep, in one njit call.
+
+TEMPLATE: ``codegen.py`` appends this file (below the ``# --- body`` line) to
+``_generated.py``. These drivers call the generated interpreters, and Numba's
+on-disk cache only notices changes to the file a function is defined in, so
+they must live in the generated module. Do not import this file.
+
+Inputs, cotangents, outputs and gradients travel packed: one flat array each,
+the tape's input (or output) nodes laid end to end. A replay returns ``-1``,
+or the index of the first guard whose decision changed (the caller raises
+``nb.BranchChanged`` or retraces); values past a failed guard are not used.
+
+``batch_vjp``/``batch_jvp`` run independent replays over rows of a leading
+batch axis without the GIL, so that :mod:`numbad.recorded` can spread row
+ranges over threads (``parallel=True`` functions would not be cached on disk).
+"""
+import numpy as np
+from numba import njit
+
+# --- body
+TRUTH, VALUE = 0, 1
+_opts = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_opts)
+def guard_holds(vals, node_off, node_size, node, kind, expected, eoff):
+    off = node_off[node]
+    if kind == TRUTH:
+        return (vals[off] != 0.0) == (expected[eoff] != 0.0)
+    for i in range(node_size[node]):
+        a = vals[off + i]
+        b = expected[eoff + i]
+        if not (a == b or (a != a and b != b)):     # NaN read as NaN is the same value
+            return False
+    return True
+
+
+@njit(**_opts)
+def forward_guarded(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off, g_expected, ws):
+    """Replay every op, checking each guard once the ops before it have run."""
+    start = 0
+    for gi in range(g_op.shape[0]):
+        stop = g_op[gi]
+        if stop > start:
+            forward(ops, node_off, node_size, ip, vals, start, stop, ws)
+            start = stop
+        if not guard_holds(vals, node_off, node_size, g_node[gi], g_kind[gi], g_expected, g_off[gi]):
+            return gi
+    if ops.shape[0] > start:
+        forward(ops, node_off, node_size, ip, vals, start, ops.shape[0], ws)
+    return -1
+
+
+@njit(**_opts)
+def _load(vals, node_off, node_size, nodes, flat):
+    p = 0
+    for k in range(nodes.shape[0]):
+        o = node_off[nodes[k]]
+        for i in range(node_size[nodes[k]]):
+            vals[o + i] = flat[p]
+            p += 1
+
+
+@njit(**_opts)
+def _store(buf, node_off, node_size, nodes, flat, L, present):
+    """flat <- buf at ``nodes`` (L lanes per element); zeros where ``present`` is False."""
+    p = 0
+    for k in range(nodes.shape[0]):
+        nd = nodes[k]
+        o = node_off[nd] * L
+        m = node_size[nd] * L
+        if present[nd]:
+            for i in range(m):
+                flat[p + i] = buf[o + i]
+        else:
+            for i in range(m):
+                flat[p + i] = 0.0
+        p += m
+
+
+@njit(**_opts)
+def _outputs(vals, node_off, node_size, out_nodes, out_flat):
+    p = 0
+    for k in range(out_nodes.shape[0]):
+        o = node_off[out_nodes[k]]
+        for i in range(node_size[out_nodes[k]]):
+            out_flat[p] = vals[o + i]
+            p += 1
+
+
+@njit(**_opts)
+def _replay_and_seed(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                     g_op, g_node, g_kind, g_off, g_expected, x, v, L, vals, adj, flags, ws, out_flat):
+    """Forward replay, then seed the cotangents ``v`` (L lanes) of the outputs."""
+    vals[:] = template
+    _load(vals, node_off, node_size, in_nodes, x)
+    failed = forward_guarded(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off,
+                             g_expected, ws)
+    if failed >= 0:
+        return failed
+    _outputs(vals, node_off, node_size, out_nodes, out_flat)
+    n = node_off.shape[0]
+    flags[:] = False
+    for k in range(in_nodes.shape[0]):
+        flags[in_nodes[k]] = True            # flags[:n] are the varying marks
+    p = 0
+    for k in range(out_nodes.shape[0]):
+        nd = out_nodes[k]
+        o = node_off[nd] * L
+        m = node_size[nd] * L
+        if flags[n + nd]:                     # flags[n:] are the adjoint-set marks
+            for i in range(m):
+                adj[o + i] += v[p + i]
+        else:
+            for i in range(m):
+                adj[o + i] = v[p + i]
+            flags[n + nd] = True
+        p += m
+    return -1
+
+
+@njit(**_opts)
+def _gradients(node_off, node_size, in_nodes, adj, flags, L, grad_flat):
+    n = node_off.shape[0]
+    for k in range(in_nodes.shape[0]):       # an input no cotangent reached has a zero gradient
+        if not flags[in_nodes[k]]:
+            flags[n + in_nodes[k]] = False
+    _store(adj, node_off, node_size, in_nodes, grad_flat, L, flags[n:])
+
+
+@njit(**_opts)
+def vjp_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+            g_op, g_node, g_kind, g_off, g_expected,
+            x, v, vals, adj, flags, ws, out_flat, grad_flat):
+    """Forward replay from packed inputs ``x``, then the reverse sweep seeded with packed ``v``."""
+    failed = _replay_and_seed(ops, node_off, node_size, ip, template, in_nodes, out_nodes, g_op,
+                              g_node, g_kind, g_off, g_expected, x, v, 1, vals, adj, flags, ws, out_flat)
+    if failed >= 0:
+        return failed
+    n = node_off.shape[0]
+    reverse(ops, node_off, node_size, ip, vals, adj, flags[n:], flags[:n], 0, ops.shape[0], ws)
+    _gradients(node_off, node_size, in_nodes, adj, flags, 1, grad_flat)
+    return -1
+
+
+@njit(**_opts)
+def vjp_lanes(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+              g_op, g_node, g_kind, g_off, g_expected,
+              x, v, L, vals, adj, flags, ws, out_flat, grad_flat):
+    """``vjp_one`` with ``L`` cotangents per output element (lanes last): a block of VJPs."""
+    failed = _replay_and_seed(ops, node_off, node_size, ip, template, in_nodes, out_nodes, g_op,
+                              g_node, g_kind, g_off, g_expected, x, v, L, vals, adj, flags, ws, out_flat)
+    if failed >= 0:
+        return failed
+    n = node_off.shape[0]
+    reverse_lanes(ops, node_off, node_size, ip, vals, adj, flags[n:], flags[:n], 0, ops.shape[0], ws, L)
+    _gradients(node_off, node_size, in_nodes, adj, flags, L, grad_flat)
+    return -1
+
+
+@njit(**_opts)
+def _replay_and_load_tangents(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                              g_op, g_node, g_kind, g_off, g_expected, x, t, L, vals, tan, varying,
+                              ws, out_flat):
+    vals[:] = template
+    _load(vals, node_off, node_size, in_nodes, x)
+    failed = forward_guarded(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off,
+                             g_expected, ws)
+    if failed >= 0:
+        return failed
+    _outputs(vals, node_off, node_size, out_nodes, out_flat)
+    varying[:] = False
+    p = 0
+    for k in range(in_nodes.shape[0]):
+        nd = in_nodes[k]
+        varying[nd] = True
+        o = node_off[nd] * L
+        for i in range(node_size[nd] * L):
+            tan[o + i] = t[p + i]
+        p += node_size[nd] * L
+    return -1
+
+
+@njit(**_opts)
+def jvp_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+            g_op, g_node, g_kind, g_off, g_expected,
+            x, t, vals, tan, varying, ws, out_flat, tan_flat):
+    """Forward replay from packed inputs ``x``, then the tangent sweep from packed tangents ``t``."""
+    failed = _replay_and_load_tangents(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                                       g_op, g_node, g_kind, g_off, g_expected, x, t, 1, vals, tan,
+                                       varying, ws, out_flat)
+    if failed >= 0:
+        return failed
+    tangent(ops, node_off, node_size, ip, vals, tan, varying, 0, ops.shape[0], ws)
+    _store(tan, node_off, node_size, out_nodes, tan_flat, 1, varying)
+    return -1
+
+
+@njit(**_opts)
+def jvp_lanes(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+              g_op, g_node, g_kind, g_off, g_expected,
+              x, t, L, vals, tan, varying, ws, out_flat, tan_flat):
+    """``jvp_one`` with ``L`` tangents per input element (lanes last)."""
+    failed = _replay_and_load_tangents(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                                       g_op, g_node, g_kind, g_off, g_expected, x, t, L, vals, tan,
+                                       varying, ws, out_flat)
+    if failed >= 0:
+        return failed
+    tangent_lanes(ops, node_off, node_size, ip, vals, tan, varying, 0, ops.shape[0], ws, L)
+    _store(tan, node_off, node_size, out_nodes, tan_flat, L, varying)
+    return -1
+
+
+@njit(**_opts)
+def forward_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                g_op, g_node, g_kind, g_off, g_expected, x, vals, ws, out_flat):
+    vals[:] = template
+    _load(vals, node_off, node_size, in_nodes, x)
+    failed = forward_guarded(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off,
+                             g_expected, ws)
+    if failed >= 0:
+        return failed
+    _outputs(vals, node_off, node_size, out_nodes, out_flat)
+    return -1
+
+
+@njit(**_opts)
+def batch_vjp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+              g_op, g_node, g_kind, g_off, g_expected, X, V, OUT, GRAD, status, lo, hi):
+    """``vjp_one`` for rows [lo, hi) of ``X``/``V``; ``status[b]`` as ``vjp_one`` returns.
+
+    It releases the GIL: the caller runs row ranges on several threads.
+    """
+    m = template.shape[0]
+    vals = np.empty(m, template.dtype)
+    adj = np.empty(m, template.dtype)
+    flags = np.zeros(2 * node_off.shape[0], np.bool_)
+    ws = np.zeros(80, np.int64)
+    for b in range(lo, hi):
+        status[b] = vjp_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                            g_op, g_node, g_kind, g_off, g_expected, X[b], V[b],
+                            vals, adj, flags, ws, OUT[b], GRAD[b])
+
+
+@njit(**_opts)
+def batch_jvp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+              g_op, g_node, g_kind, g_off, g_expected, X, T, OUT, TAN, status, lo, hi):
+    """``jvp_one`` for rows [lo, hi) of ``X``/``T`` (GIL released, like ``batch_vjp``)."""
+    m = template.shape[0]
+    vals = np.empty(m, template.dtype)
+    tan = np.empty(m, template.dtype)
+    varying = np.zeros(node_off.shape[0], np.bool_)
+    ws = np.zeros(80, np.int64)
+    for b in range(lo, hi):
+        status[b] = jvp_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                            g_op, g_node, g_kind, g_off, g_expected, X[b], T[b],
+                            vals, tan, varying, ws, OUT[b], TAN[b])

@@ -1,0 +1,372 @@
+"""Recorded tapes: replay equals eager, guards, retrace, batches, persistence, validation."""
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import numbad as nb
+
+from helpers import assert_close
+
+rng = np.random.default_rng(3)
+W = rng.standard_normal((4, 4))
+
+# the core corpus: (name, function, example inputs)
+CORPUS = [
+    ("elementwise", lambda x: np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2)), (rng.standard_normal(5),)),
+    ("broadcast", lambda a, b: a * b + np.tanh(a - b), (rng.standard_normal((3, 1)), rng.standard_normal(4))),
+    ("reductions", lambda x: (np.mean(x, axis=0) * np.sum(x ** 2, axis=1, keepdims=True)), (rng.standard_normal((3, 4)),)),
+    ("matmul", lambda x: np.tanh(W @ x) * x, (rng.standard_normal(4),)),
+    ("indexing", lambda x: x[1:3] * x[[0, 0]] + x[x.detach() > 0].sum() * 0, (rng.standard_normal(4),)),
+    ("where/maximum", lambda x: np.where(x > 0, x ** 2, np.maximum(x, -0.5)), (rng.standard_normal(6),)),
+    ("tuple out", lambda x, y: (x * y, (x - y).sum()), (rng.standard_normal(3), rng.standard_normal(3))),
+    ("float32", lambda x: np.exp(x) * 2.0, (rng.standard_normal(3).astype(np.float32),)),
+]
+
+
+def _outputs_like(f, args):
+    """Random cotangents shaped like ``f``'s outputs (a tuple when ``f`` returns one)."""
+    from numbad.functional._common import Call
+    out = Call(args, False).run(f)
+    if isinstance(out, tuple):
+        return tuple(rng.standard_normal(np.shape(o._v)).astype(o.dtype) for o in out)
+    return rng.standard_normal(np.shape(out._v)).astype(out.dtype)
+
+
+def _tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+@pytest.mark.parametrize("name, f, example", CORPUS, ids=[c[0] for c in CORPUS])
+def test_replay_equals_eager(name, f, example):
+    one = len(example) == 1
+    tape = nb.record(f, example[0] if one else example)
+    new = example if name == "indexing" else tuple(      # keep the mask (a guard) the same
+        (x + 0.01 * rng.standard_normal(x.shape)).astype(x.dtype) for x in example)
+    args = new[0] if one else new
+    v = _outputs_like(f, new)
+    out_e, g_e = nb.vjp(f, args, v)
+    out_r, g_r = tape.vjp(args, v)
+    _compare(out_r, out_e)
+    _compare(g_r, g_e)
+    _compare(tape(args), out_e)
+    # forward mode: u^T (J t) from the replayed tangent sweep equals (u^T J) t from eager reverse mode
+    t = tuple(rng.standard_normal(x.shape).astype(x.dtype) for x in new)
+    _, jv = tape.jvp(args, t[0] if one else t)
+    lhs = sum(np.sum(a * b) for a, b in zip(_tuple(jv), _tuple(v)))
+    rhs = sum(np.sum(a * b) for a, b in zip(_tuple(g_e), t))
+    assert np.isclose(lhs, rhs, rtol=1e-5 if name == "float32" else 1e-12)
+
+
+def _compare(a, b):
+    if isinstance(b, tuple):
+        assert isinstance(a, tuple) and len(a) == len(b)
+        for x, y in zip(a, b):
+            _compare(x, y)
+        return
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert_close(a, b, rtol=1e-6 if a.dtype == np.float32 else 1e-13, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- guards
+def branchy(x):
+    if x[0] > 0:
+        return np.sum(x ** 2)
+    return np.sum(np.sin(x))
+
+
+def test_guard_holds_on_the_recorded_side():
+    tape = nb.record(branchy, np.array([1.0, 2.0]))
+    out, g = tape.vjp(np.array([3.0, -1.0]))
+    assert_close(g, [6.0, -2.0])
+
+
+def test_guard_raises_branch_changed_naming_the_site():
+    tape = nb.record(branchy, np.array([1.0, 2.0]))
+    with pytest.raises(nb.BranchChanged) as info:
+        tape.vjp(np.array([-3.0, 1.0]))
+    msg = str(info.value)
+    assert "test_recorded.py:" in msg and "it was True when the tape was recorded and is False now" in msg
+    line = int(msg.split("test_recorded.py:")[1].split()[0])
+    assert "if x[0] > 0" in open(__file__).read().splitlines()[line - 1]
+    with pytest.raises(nb.BranchChanged):
+        tape(np.array([-3.0, 1.0]))
+    with pytest.raises(nb.BranchChanged):
+        tape.jvp(np.array([-3.0, 1.0]), np.ones(2))
+
+
+def test_retrace_records_and_caches_the_new_branch():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return branchy(x)
+    tape = nb.record(f, np.array([1.0, 2.0]), retrace=True)
+    out, g = tape.vjp(np.array([-3.0, 1.0]))
+    assert_close(g, np.cos([-3.0, 1.0]))
+    assert len(tape.branches) == 2 and len(calls) == 2
+    out, g = tape.vjp(np.array([2.0, 1.0]))            # the first branch again: no new recording
+    assert_close(g, [4.0, 2.0])
+    out, g = tape.vjp(np.array([-1.0, 0.5]))           # the second branch, cached
+    assert_close(g, np.cos([-1.0, 0.5]))
+    assert len(calls) == 2
+    # retrace per call overrides the tape's default
+    strict = nb.record(branchy, np.array([1.0, 2.0]))
+    _, g = strict.vjp(np.array([-3.0, 1.0]), retrace=True)
+    assert_close(g, np.cos([-3.0, 1.0]))
+
+
+def newton_sqrt(a):
+    """A data-dependent trip count: Newton's iteration for sqrt(a) until converged."""
+    x = a * 0.5 + 0.5
+    while np.abs(x * x - a) > 1e-12:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def test_data_dependent_loop():
+    tape = nb.record(newton_sqrt, np.array(2.0), retrace=True)
+    n_guards = tape.branches[0].g_op.shape[0]
+    assert n_guards >= 4
+    out, g = tape.vjp(np.array(2.0))
+    assert_close(out, np.sqrt(2.0)) and assert_close(g, 0.5 / np.sqrt(2.0), rtol=1e-9)
+    out, g = tape.vjp(np.array(30.0))                  # more iterations: a new branch
+    assert_close(out, np.sqrt(30.0)) and assert_close(g, 0.5 / np.sqrt(30.0), rtol=1e-9)
+    assert len(tape.branches) == 2
+    strict = nb.record(newton_sqrt, np.array(2.0))
+    with pytest.raises(nb.BranchChanged, match="test_recorded.py"):
+        strict.vjp(np.array(30.0))
+
+
+def test_values_read_into_python_are_guards():
+    def f(x):
+        scale = float(x[0])                    # Python sees the value: a guard on it
+        return x * scale
+
+    tape = nb.record(f, np.array([2.0, 3.0]))
+    out, g = tape.vjp(np.array([2.0, 5.0]), np.ones(2))
+    assert_close(out, [4.0, 10.0]) and assert_close(g, [2.0, 2.0])   # no derivative through float()
+    with pytest.raises(nb.BranchChanged, match="a value read into Python"):
+        tape(np.array([3.0, 5.0]))
+
+    def g_(x, i):
+        return x[int(np.round(i))] * 2.0       # an index computed from data
+    tape = nb.record(g_, (np.array([1.0, 2.0, 3.0]), np.array(1.0)))
+    _, (gx, gi) = tape.vjp((np.array([5.0, 6.0, 7.0]), np.array(1.0)))
+    assert_close(gx, [0.0, 2.0, 0.0])
+    with pytest.raises(nb.BranchChanged):
+        tape.vjp((np.array([5.0, 6.0, 7.0]), np.array(2.0)))
+
+
+def test_select_ops_need_no_guard():
+    f = lambda x: np.sum(np.where(x > 0, x, 0.0) + np.maximum(x, 0.5) + np.clip(x, -1, 1))  # noqa: E731
+    tape = nb.record(f, np.array([1.0, -2.0, 0.3]))
+    assert tape.branches[0].g_op.shape[0] == 0
+    for x in (np.array([-1.0, 2.0, 0.9]), np.array([5.0, 5.0, -5.0])):
+        out, g = tape.vjp(x)
+        out_e, g_e = nb.vjp(f, x)
+        assert_close(out, out_e) and assert_close(g, g_e)
+
+
+def test_nested_vjp_inside_a_recording_replays():
+    def f(y):
+        _, gx = nb.vjp(lambda x: np.sum(x * y), np.array([1.0, 2.0]))   # gx == y, no derivative
+        return np.sum(gx * y) + np.sum(y ** 2)
+    tape = nb.record(f, np.array([1.0, 2.0]))
+    out, g = tape.vjp(np.array([3.0, 4.0]))
+    assert_close(out, 2 * (9.0 + 16.0))
+    assert_close(g, [3.0 + 6.0, 4.0 + 8.0])          # d/dy (gx*y) with gx constant, + 2y
+
+
+def test_detach_inside_a_recording_is_guarded():
+    def f(x):
+        m = x.detach().max()
+        return np.sum(x - m)
+    tape = nb.record(f, np.array([1.0, 2.0]))
+    assert_close(tape(np.array([1.0, 2.0])), -1.0)
+    with pytest.raises(nb.BranchChanged):
+        tape(np.array([1.0, 3.0]))
+
+
+# ----------------------------------------------------------------------------- batches
+def lorenz_short(x, y, z, sigma, rho, beta):
+    for _ in range(50):
+        x, y, z = (x + 0.01 * sigma * (y - x), y + 0.01 * (x * (rho - z) - y), z + 0.01 * (x * y - beta * z))
+    return x + y + z
+
+
+def test_batch_vjp_equals_a_loop():
+    ex = tuple(np.array(v) for v in (1.0, 1.0, 1.0, 10.0, 28.0, 8 / 3))
+    tape = nb.record(lorenz_short, ex)
+    B = 37
+    X = tuple(np.asarray(e) + 0.1 * rng.standard_normal(B) for e in ex)
+    V = rng.standard_normal(B)
+    out, grads = tape.batch_vjp(X, V)
+    assert out.shape == (B,) and len(grads) == 6 and grads[0].shape == (B,)
+    for b in range(B):
+        o, g = tape.vjp(tuple(x[b] for x in X), V[b])
+        assert_close(out[b], o)
+        for k in range(6):
+            assert_close(grads[k][b], g[k])
+
+
+def test_batch_jvp_equals_a_loop():
+    tape = nb.record(lambda x: np.tanh(W @ x) * x, np.zeros(4))
+    B = 9
+    X = rng.standard_normal((B, 4))
+    T = rng.standard_normal((B, 4))
+    out, jv = tape.batch_jvp(X, T)
+    for b in range(B):
+        o, j = tape.jvp(X[b], T[b])
+        assert_close(out[b], o) and assert_close(jv[b], j)
+
+
+def test_batch_with_changed_branches():
+    tape = nb.record(branchy, np.array([1.0, 2.0]))
+    X = np.array([[1.0, 2.0], [-1.0, 2.0], [3.0, 0.5]])
+    with pytest.raises(nb.BranchChanged, match="sample 1"):
+        tape.batch_vjp(X)
+    out, g = tape.batch_vjp(X, retrace=True)
+    for b in range(3):
+        _, ge = nb.vjp(branchy, X[b])
+        assert_close(g[b], ge)
+
+
+# ----------------------------------------------------------------------------- inputs
+def test_inputs_must_match_the_recording():
+    tape = nb.record(lambda x: x * 2, np.zeros(3))
+    with pytest.raises(ValueError, match=r"input 0 has shape \(4,\).*recorded with shape \(3,\)"):
+        tape(np.zeros(4))
+    with pytest.raises(ValueError, match="dtype float32"):
+        tape(np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="input 0"):
+        tape([0.0, 0.0, 0.0])
+    tape2 = nb.record(lambda x, y: x * y, (np.zeros(2), np.zeros(2)))
+    with pytest.raises(TypeError, match="2 inputs"):
+        tape2((np.zeros(2),))
+
+
+def test_tape_jacobian_matches_pytorch():
+    f = lambda x: np.tanh(W @ x) * x  # noqa: E731
+    x = rng.standard_normal(4)
+    J = nb.record(f, x).jacobian(x)
+    tJ = torch.autograd.functional.jacobian(lambda t: torch.tanh(torch.tensor(W) @ t) * t, torch.tensor(x))
+    assert_close(J, tJ.numpy())
+    g = lambda a, b: (a * b, np.sum(a ** 2 * b))  # noqa: E731
+    a, b = rng.standard_normal(3), rng.standard_normal(3)
+    J = nb.record(g, (a, b)).jacobian((a, b))
+    tJ = torch.autograd.functional.jacobian(lambda a, b: (a * b, torch.sum(a ** 2 * b)),
+                                            (torch.tensor(a), torch.tensor(b)))
+    for i in range(2):
+        for j in range(2):
+            assert_close(J[i][j], tJ[i][j].numpy())
+    # more inputs than outputs and the other way round both work (reverse vs forward blocks)
+    wide = lambda x: np.sum(x ** 2)  # noqa: E731
+    x = rng.standard_normal(300)
+    assert_close(nb.record(wide, x).jacobian(x), 2 * x)
+    tall = lambda x: np.outer(x, np.ones(300)).ravel() if False else x * np.ones(300)  # noqa: E731
+    x = np.array(0.5)
+    assert_close(nb.record(tall, x).jacobian(x), np.ones(300))
+
+
+# ----------------------------------------------------------------------------- persistence
+def test_pickle_and_save_load_round_trip(tmp_path):
+    ex = tuple(np.array(v) for v in (1.0, 1.0, 1.0, 10.0, 28.0, 8 / 3))
+    tape = nb.record(lorenz_short, ex)
+    expected = tape.vjp(ex)
+    again = pickle.loads(pickle.dumps(tape))
+    _compare(again.vjp(ex), expected)
+    path = tmp_path / "lorenz.npz"
+    tape.save(path)
+    loaded = nb.Tape.load(path)
+    _compare(loaded.vjp(ex), expected)
+    assert loaded.summary().splitlines()[1] == tape.summary().splitlines()[1]
+
+
+def test_loaded_tape_replays_in_a_fresh_process(tmp_path):
+    path = tmp_path / "t.npz"
+    tape = nb.record(lambda x: np.sum(np.sin(x) * x), np.zeros(3))
+    tape.save(path)
+    code = textwrap.dedent(f"""
+        import numpy as np, numbad as nb
+        tape = nb.Tape.load({str(path)!r})
+        out, g = tape.vjp(np.array([0.0, 1.0, 2.0]))
+        x = np.array([0.0, 1.0, 2.0])
+        assert np.allclose(g, np.cos(x) * x + np.sin(x)), g
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def _saved(tmp_path, f=None, example=None):
+    tape = nb.record(f or (lambda x: np.sum(x[1:] * np.sin(x[:-1])) + x @ x), example if example is not None
+                     else np.arange(4.0))
+    path = tmp_path / "t.npz"
+    tape.save(path)
+    with np.load(path) as d:
+        return path, {k: d[k] for k in d.files}
+
+
+def _write(path, arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_truncated_file_is_rejected(tmp_path):
+    path, _ = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable tape file"):
+        nb.Tape.load(path)
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda d: d["b0_ops"].__setitem__((0, 0), 999), "unknown opcode 999"),
+    (lambda d: d["b0_ops"].__setitem__((0, 2), 10 ** 6), "out of range"),
+    (lambda d: d["b0_ops"].__setitem__((1, 1), 0), "written twice"),
+    (lambda d: d["b0_node_off"].__setitem__(1, 10 ** 6), "outside the value arena"),
+    (lambda d: d["b0_ip"].__setitem__(slice(None), d["b0_ip"] + 50), "map|outside|does not match"),
+    (lambda d: d.pop("b0_node_size"), "missing"),
+    (lambda d: d.__setitem__("b0_ops", d["b0_ops"].astype(np.int32)), "int64"),
+    (lambda d: d["b0_out_nodes"].__setitem__(0, 10 ** 5), "out of range|output"),
+    (lambda d: d.__setitem__("format_version", np.array(99, np.int64)), "format version"),
+])
+def test_tampered_files_are_rejected(tmp_path, tamper, message):
+    path, d = _saved(tmp_path)
+    tamper(d)
+    _write(path, d)
+    with pytest.raises(ValueError, match=message):
+        nb.Tape.load(path)
+
+
+def test_pickled_object_arrays_are_refused(tmp_path):
+    path, d = _saved(tmp_path)
+    d["b0_sites"] = np.array([object()], dtype=object)
+    np.savez(path, **d)
+    with pytest.raises(ValueError):
+        nb.Tape.load(path)
+
+
+# ----------------------------------------------------------------------------- inspection
+def test_summary_shows_ops_arena_and_guards():
+    tape = nb.record(branchy, np.array([1.0, 2.0]))
+    s = tape.summary()
+    assert "1 branch(es)" in s and "ops by kind:" in s and "square 1" in s and "greater 1" in s
+    assert "guard 0: truth" in s and "test_recorded.py" in s and "arena" in s
+    assert repr(tape).startswith("<numbad.Tape:")
+
+
+def test_dead_code_is_not_replayed():
+    def f(x):
+        unused = np.exp(x) * 3          # noqa: F841 - never reaches the output
+        return np.sum(x * 2)
+    tape = nb.record(f, np.ones(3))
+    names = tape.summary()
+    assert "exp" not in names.split("ops by kind:")[1].splitlines()[0]

@@ -100,7 +100,8 @@ def rosenbrock_np(x):
     return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
 
-rosenbrock_torch = rosenbrock_np      # the same source works on torch tensors
+def rosenbrock_torch(x):
+    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
 
 
 def rosenbrock_jax(x):

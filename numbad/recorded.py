@@ -54,6 +54,8 @@ class Branch:
         self.out_spec = out_spec              # per output: (node index or None, shape, dtype, const)
         self.sites = sites                    # per guard: "file:line"
         self.arena_size = self.template.shape[0]
+        from .sweeps.codegen import BATCH_KINDS
+        self.batchable = all(BY_CODE[c].kind in BATCH_KINDS for c in set(self.ops[:, 0].tolist()))
 
     @classmethod
     def freeze(cls, rec, input_nodes, outputs):
@@ -193,19 +195,35 @@ class Branch:
 
 
 _POOL = None
+#: Samples per pass of the batched interpreters (lanes of every value).
+ENSEMBLE_LANES = 64
 
 
-def _parallel_rows(kernel, args, B):
-    """Run ``kernel(*args, lo, hi)`` over row ranges on all cores (the kernel releases the GIL)."""
+def _ensemble(branch, kernel_name, single, args, B):
+    """Replay an ensemble of B samples: batched interpreters on all cores.
+
+    Tapes with an op kind the batched interpreters do not cover replay sample
+    by sample instead (still on all cores, still without Python per op).
+    """
     global _POOL
-    n = min(os.cpu_count() or 1, max(1, B // 8))
+    G = interpreters()
+    if branch.batchable:
+        kernel, extra = getattr(G, kernel_name), (ENSEMBLE_LANES,)
+        chunk = ENSEMBLE_LANES
+    else:
+        kernel, extra = getattr(G, kernel_name + "_rows"), ()
+        chunk = 8
+    n = min(os.cpu_count() or 1, max(1, -(-B // chunk)))
+    common = branch._common()
     if n == 1:
-        kernel(*args, 0, B)
+        kernel(*common, *args, 0, B, *extra)
         return
     if _POOL is None:
         _POOL = concurrent.futures.ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="numbad")
     bounds = np.linspace(0, B, n + 1).astype(int)
-    for f in [_POOL.submit(kernel, *args, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+    futures = [_POOL.submit(kernel, *common, *args, int(lo), int(hi), *extra)
+               for lo, hi in zip(bounds[:-1], bounds[1:])]
+    for f in futures:
         f.result()
 
 
@@ -485,7 +503,7 @@ class Tape:
         out = np.empty((B, branch.out_total()), X.dtype)
         grad = np.empty((B, branch.in_total()), X.dtype)
         status = np.empty(B, np.int64)
-        _parallel_rows(interpreters().batch_vjp, branch._common() + (X, V, out, grad, status), B)
+        _ensemble(branch, "batch_vjp", "vjp", (X, V, out, grad, status), B)
         self._redo_failed(status, branch, inputs, v, retrace, "vjp", out, grad)
         return self._unpack_outputs(branch, out, B), self._unpack_inputs(grad, B)
 
@@ -498,7 +516,7 @@ class Tape:
         out = np.empty((B, branch.out_total()), X.dtype)
         jv = np.empty((B, branch.out_total()), X.dtype)
         status = np.empty(B, np.int64)
-        _parallel_rows(interpreters().batch_jvp, branch._common() + (X, T, out, jv, status), B)
+        _ensemble(branch, "batch_jvp", "jvp", (X, T, out, jv, status), B)
         self._redo_failed(status, branch, inputs, v, retrace, "jvp", out, jv)
         return self._unpack_outputs(branch, out, B), self._unpack_outputs(branch, jv, B)
 

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import buffers
+
 OP_WIDTH = 6          # opcode, out, a, b, c, iattr
 _INITIAL_ARENA = 256
 #: Nodes at least this large are computed by numpy straight into the arena, and
@@ -105,7 +107,7 @@ class Recording:
             if n >= BIG:
                 cap = max(cap, end + 8 * n)
             try:
-                grown = np.empty(cap, self.dtype)
+                grown = buffers.take(cap, self.dtype, at_least=True) if n >= BIG else np.empty(cap, self.dtype)
             except MemoryError:
                 grown = np.empty(end, self.dtype)
             grown[: self.top] = self.arena[: self.top]
@@ -185,6 +187,12 @@ class Recording:
         self.node_off.append(off)
         self.node_size.append(n)
         return len(self.node_shape) - 1
+
+    def release(self):
+        """The recording is finished with: offer its arena for reuse by the next one."""
+        arena = self.arena
+        self.arena = None
+        buffers.give(arena)
 
     def promote(self, dtype):
         """Widen the arena (float32 values met a float64 value): exact for stored values."""

@@ -215,6 +215,28 @@ def test_batch_vjp_equals_a_loop():
             assert_close(grads[k][b], g[k])
 
 
+def _small_net(W1, x):
+    h = np.tanh(W1 @ x + x[:2].sum())
+    return np.sum(h[::-1] * np.maximum(h, 0.1)) + W1.T[0] @ x
+
+
+@pytest.mark.parametrize("lanes_interpreter", [True, False], ids=["batched values", "sample by sample"])
+def test_batch_vjp_structural_ops(lanes_interpreter):
+    ex = (rng.standard_normal((3, 3)), rng.standard_normal(3))
+    tape = nb.record(_small_net, ex)
+    tape.branches[0].batchable = lanes_interpreter
+    B = 70                                  # more than one pass of lanes, and a partial one
+    X = (rng.standard_normal((B, 3, 3)), rng.standard_normal((B, 3)))
+    out, (gW, gx) = tape.batch_vjp(X)
+    T = (rng.standard_normal((B, 3, 3)), rng.standard_normal((B, 3)))
+    out2, jv = tape.batch_jvp(X, T)
+    for b in range(0, B, 7):
+        o, (w, x) = tape.vjp((X[0][b], X[1][b]))
+        assert_close(out[b], o) and assert_close(gW[b], w) and assert_close(gx[b], x)
+        o, j = tape.jvp((X[0][b], X[1][b]), (T[0][b], T[1][b]))
+        assert_close(out2[b], o) and assert_close(jv[b], j)
+
+
 def test_batch_jvp_equals_a_loop():
     tape = nb.record(lambda x: np.tanh(W @ x) * x, np.zeros(4))
     B = 9

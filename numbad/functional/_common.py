@@ -221,9 +221,15 @@ def check_outputs_require_grad(call, outputs, strict):
 
 
 def detach_value(y):
-    """A returned value as a plain ndarray (``create_graph=False``)."""
+    """A returned value as a plain ndarray (``create_graph=False``).
+
+    A value that is a view into the tape's arena is copied: the arena is
+    reused by the next call, and a small output must not keep it alive.
+    """
     v = y._v if type(y) is Tensor else y
-    return np.array(v) if not isinstance(v, np.ndarray) else v
+    if not isinstance(v, np.ndarray):
+        return np.array(v)
+    return v.copy() if type(y) is Tensor and v.base is not None else v
 
 
 def postprocess(values, is_tuple):

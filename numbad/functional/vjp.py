@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import sweeps
+from ..tape import current_tape
 from ..tensor.backward import backward
 from ..tensor.core import Tensor, stop_gradient, wrap
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, check_outputs_require_grad,
@@ -84,6 +85,9 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         outs = list(outputs)
     else:
         outs = [detach_value(y) for y in outputs]
+        if tape is not current_tape():
+            del outputs, call
+            tape.release()
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
 
 

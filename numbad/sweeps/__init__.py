@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 
+from .. import buffers
+
 WORKSPACE = 80        # ints: walk counters (up to 64 dims) and BLAS scalars
 
 _G = None
@@ -48,10 +50,8 @@ def varying_nodes(tape, input_nodes, begin, end):
 
 
 def _read(arena, lo, n):
-    """A result out of a sweep arena: a view when it is most of the arena, else a copy
-    (so that a small gradient does not keep a large arena alive)."""
-    view = arena[lo:lo + n]
-    return view if 2 * n >= arena.shape[0] else view.copy()
+    """A result out of a sweep arena, as a copy: the arena goes back to the buffer cache."""
+    return arena[lo:lo + n].copy()
 
 
 def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
@@ -69,7 +69,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     varying, adj_set = flags[:n_nodes], flags[n_nodes:]
     for n in input_nodes:
         varying[n] = True
-    adj = np.empty(vals.shape[0] * L, vals.dtype)
+    adj = buffers.take(vals.shape[0] * L, vals.dtype)
     for node, v in seeds:
         lo, hi = off[node] * L, (off[node] + size[node]) * L
         if adj_set[node]:
@@ -82,8 +82,10 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
         g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
     else:
         g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
-    return [_read(adj, off[n] * L, size[n] * L) if adj_set[n] and varying[n] else None
-            for n in input_nodes]
+    result = [_read(adj, off[n] * L, size[n] * L) if adj_set[n] and varying[n] else None
+              for n in input_nodes]
+    buffers.give(adj)
+    return result
 
 
 def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
@@ -95,7 +97,7 @@ def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
     ops, off, size, ip, vals = tape.arrays()
     L = max(lanes, 1)
     varying = np.zeros(off.shape[0], np.bool_)
-    tan = np.empty(vals.shape[0] * L, vals.dtype)
+    tan = buffers.take(vals.shape[0] * L, vals.dtype)
     for node, t in zip(input_nodes, tangents):
         varying[node] = True
         tan[off[node] * L:(off[node] + size[node]) * L] = np.ravel(t)
@@ -104,4 +106,6 @@ def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
         g.tangent_lanes(ops, off, size, ip, vals, tan, varying, begin, end, workspace(), L)
     else:
         g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, workspace())
-    return [_read(tan, off[n] * L, size[n] * L) if varying[n] else None for n in output_nodes]
+    result = [_read(tan, off[n] * L, size[n] * L) if varying[n] else None for n in output_nodes]
+    buffers.give(tan)
+    return result

@@ -191,6 +191,82 @@ def _branch_tangent(op, lanes):
     }[op.kind]
 
 
+# ----------------------------------------------------------------------------- batched values
+# In the *_batch interpreters every value carries L lanes too (one sample of an
+# ensemble per lane): one pass over the tape advances L samples, and the
+# innermost loops run across lanes, where the compiler vectorizes them.
+
+def _lane_loads(op, exprs):
+    used = set().union(*(_names(e) for e in exprs))
+    lines = [f"{nm} = vals[p{nm} + j]" for nm in op.operand_names() if nm in used]
+    if "y" in used:
+        lines.append("y = vals[q + j]")
+    return lines
+
+
+def _lane_positions(op):
+    return [f"p{nm} = ({_pos(op, nm)}) * L" for nm in op.operand_names()] + ["q = (yo + i) * L"]
+
+
+def _branch_forward_batch(op):
+    if op.kind in ("elementwise", "nondiff"):
+        body = _lane_loads(op, [op.forward]) + [f"vals[q + j] = {op.forward}"]
+        return _operand_setup(op) + ["for i in range(n):"] + _indent(
+            _lane_positions(op) + ["for j in range(L):"] + _indent(body, 4), 4)
+    return {
+        "copy": ["K.copy(vals, node_off[na], vals, yo, n, L, False)"],
+        "gather": ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, L, False, ws)"],
+        "scatter": ["K.scatter_strided(vals, node_off[na], vals, yo, ip, ia, L, False, ws)"],
+        "take": ["K.take(vals, node_off[na], vals, yo, ip, ia, L, False)"],
+        "put_add": ["K.put_add(vals, node_off[na], vals, yo, ip, ia, L, False)"],
+        "matmul": ["K.matmul_batch_forward(vals, node_off[na], node_off[nb], yo, ip, ia, L)"],
+        "assemble": ["K.assemble(vals, node_off, vals, yo, n, ip, ia, L, ws)"],
+    }.get(op.kind)
+
+
+def _branch_reverse_batch(op):
+    if op.kind == "elementwise":
+        lines = _operand_setup(op)
+        for nm, node, d in _operands(op):
+            if d is None:
+                continue
+            span = "n" if op.arity == 1 else f"n if s{nm} else 1"
+            lines += [f"if varying[{node}]:", f"    if not adj_set[{node}]:",
+                      f"        K.fill_zero(adj, {nm}o, {span}, L)", "    for i in range(n):"]
+            lines += _indent(_lane_positions(op) + ["for j in range(L):"] + _indent(
+                _lane_loads(op, [d]) + [f"adj[p{nm} + j] += adj[q + j] * ({d})"], 4), 8)
+            lines.append(f"    adj_set[{node}] = True")
+        return lines
+    if op.kind == "matmul":
+        lines = []
+        for which, node in ((0, "na"), (1, "nb")):
+            lines += [f"if varying[{node}]:",
+                      f"    K.matmul_batch_vjp({which}, vals, node_off[na], node_off[nb], adj, yo, "
+                      f"node_off[{node}], ip, ia, L, adj_set[{node}])",
+                      f"    adj_set[{node}] = True"]
+        return lines
+    return _branch_reverse(op, True)
+
+
+def _branch_tangent_batch(op):
+    if op.kind == "elementwise":
+        diff = [(nm, node, d) for nm, node, d in _operands(op) if d is not None]
+        lines = _operand_setup(op) + [f"v{nm} = varying[{node}]" for nm, node, _ in diff]
+        body = _lane_loads(op, [d for _, _, d in diff]) + ["s = 0.0"]
+        for nm, _, d in diff:
+            body += [f"if v{nm}:", f"    s += tan[p{nm} + j] * ({d})"]
+        body += ["tan[q + j] = s"]
+        return lines + ["for i in range(n):"] + _indent(
+            _lane_positions(op) + ["for j in range(L):"] + _indent(body, 4), 4)
+    if op.kind == "matmul":
+        return ["K.matmul_batch_jvp(vals, node_off[na], node_off[nb], tan, varying[na], varying[nb], yo, ip, ia, L)"]
+    return _branch_tangent(op, True)
+
+
+#: Kinds the *_batch interpreters handle; a tape with another kind replays ensembles sample by sample.
+BATCH_KINDS = ("elementwise", "nondiff", "copy", "gather", "scatter", "take", "put_add", "matmul", "assemble")
+
+
 def _dispatch(ops, branch):
     lines, first = [], True
     for op in ops:
@@ -279,6 +355,30 @@ def _interpreters(ops):
                 "        if not varying[o]:",
                 "            continue"] + _indent(LOOP_HEAD[1:], 8)
         out += _indent(_dispatch(diff_ops, lambda op: _branch_tangent(op, lanes)), 8) + [""]
+    # batched values: ensembles
+    batch_ops = [op for op in ops if op.kind in BATCH_KINDS]
+    out += ["@_interp", "def forward_batch(ops, node_off, node_size, ip, vals, begin, end, ws, L):",
+            '    """``forward`` for L samples at once: every value has L lanes."""',
+            "    for k in range(begin, end):"] + _indent(LOOP_HEAD, 8)
+    out += _indent(_dispatch(batch_ops, _branch_forward_batch), 8) + [""]
+    out += ["@_interp",
+            "def reverse_batch(ops, node_off, node_size, ip, vals, adj, adj_set, varying, begin, end, ws, L):",
+            '    """``reverse`` for L samples at once: values and cotangents have L lanes."""',
+            "    mark_varying(ops, ip, varying, begin, end)",
+            "    for k in range(end - 1, begin - 1, -1):",
+            "        o = ops[k, 1]",
+            "        if not adj_set[o] or not varying[o]:",
+            "            continue"] + _indent(LOOP_HEAD[1:], 8)
+    out += _indent(_dispatch([op for op in batch_ops if op.differentiable], _branch_reverse_batch), 8) + [""]
+    out += ["@_interp",
+            "def tangent_batch(ops, node_off, node_size, ip, vals, tan, varying, begin, end, ws, L):",
+            '    """``tangent`` for L samples at once: values and tangents have L lanes."""',
+            "    mark_varying(ops, ip, varying, begin, end)",
+            "    for k in range(begin, end):",
+            "        o = ops[k, 1]",
+            "        if not varying[o]:",
+            "            continue"] + _indent(LOOP_HEAD[1:], 8)
+    out += _indent(_dispatch([op for op in batch_ops if op.differentiable], _branch_tangent_batch), 8) + [""]
     return out
 
 

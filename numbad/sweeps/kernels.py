@@ -378,3 +378,73 @@ def matmul_jvp(vals, aoff, boff, tan, ta_on, taoff, tb_on, tboff, toff, ip, ia, 
         if tb_on:
             lane_matmul(False, tA, tB, M, N, K, vals, aoff + b * sA, tan, tboff + b * sB, lda,
                         tan, toff + b * M * N, L, beta, ws)
+
+
+# --------------------------------------------------------------------------- matmul, batched values
+# Ensembles: every value carries L lanes (one sample each), so each of the Bt
+# products is L independent small products; the innermost loop runs over lanes.
+
+@_jit
+def _mm_index(t, rows, cols, r, c):
+    """Element (r, c) of op(X) for X stored (rows, cols) untransposed or (cols, rows) when t."""
+    return c * rows + r if t else r * cols + c
+
+
+@_jit
+def matmul_batch_forward(vals, aoff, boff, coff, ip, ia, L):
+    Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
+    for b in range(Bt):
+        for m in range(M):
+            for n in range(N):
+                q = (coff + b * M * N + m * N + n) * L
+                for j in range(L):
+                    vals[q + j] = 0.0
+                for k in range(K):
+                    pa = (aoff + b * sA + _mm_index(tA, M, K, m, k)) * L
+                    pb = (boff + b * sB + _mm_index(tB, K, N, k, n)) * L
+                    for j in range(L):
+                        vals[q + j] += vals[pa + j] * vals[pb + j]
+
+
+@_jit
+def matmul_batch_vjp(which, vals, aoff, boff, adj, goff, doff, ip, ia, L, acc):
+    """Cotangent of A (which=0) or B (which=1) when values and cotangents have L lanes."""
+    Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
+    size = ((Bt if sA else 1) * M * K) if which == 0 else ((Bt if sB else 1) * K * N)
+    if not acc:
+        fill_zero(adj, doff, size, L)
+    for b in range(Bt):
+        for m in range(M):
+            for n in range(N):
+                g = (goff + b * M * N + m * N + n) * L
+                for k in range(K):
+                    ia_ = aoff + b * sA + _mm_index(tA, M, K, m, k)
+                    ib_ = boff + b * sB + _mm_index(tB, K, N, k, n)
+                    if which == 0:      # dA[m, k] += G[m, n] * B[k, n]
+                        d = (doff + b * sA + _mm_index(tA, M, K, m, k)) * L
+                        o = ib_ * L
+                    else:               # dB[k, n] += A[m, k] * G[m, n]
+                        d = (doff + b * sB + _mm_index(tB, K, N, k, n)) * L
+                        o = ia_ * L
+                    for j in range(L):
+                        adj[d + j] += adj[g + j] * vals[o + j]
+
+
+@_jit
+def matmul_batch_jvp(vals, aoff, boff, tan, a_on, b_on, coff, ip, ia, L):
+    Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
+    for b in range(Bt):
+        for m in range(M):
+            for n in range(N):
+                q = (coff + b * M * N + m * N + n) * L
+                for j in range(L):
+                    tan[q + j] = 0.0
+                for k in range(K):
+                    pa = (aoff + b * sA + _mm_index(tA, M, K, m, k)) * L
+                    pb = (boff + b * sB + _mm_index(tB, K, N, k, n)) * L
+                    if a_on:
+                        for j in range(L):
+                            tan[q + j] += tan[pa + j] * vals[pb + j]
+                    if b_on:
+                        for j in range(L):
+                            tan[q + j] += vals[pa + j] * tan[pb + j]

@@ -10,9 +10,10 @@ the tape's input (or output) nodes laid end to end. A replay returns ``-1``,
 or the index of the first guard whose decision changed (the caller raises
 ``nb.BranchChanged`` or retraces); values past a failed guard are not used.
 
-``batch_vjp``/``batch_jvp`` run independent replays over rows of a leading
-batch axis without the GIL, so that :mod:`numbad.recorded` can spread row
-ranges over threads (``parallel=True`` functions would not be cached on disk).
+``batch_vjp``/``batch_jvp`` replay an ensemble: rows of a leading batch axis
+go through the batched interpreters L at a time (every value carries L lanes,
+one per sample), without the GIL, so that :mod:`numbad.recorded` can spread
+row ranges over threads (``parallel=True`` functions would not be cached).
 """
 import numpy as np
 from numba import njit
@@ -224,16 +225,149 @@ def forward_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
     return -1
 
 
+# ------------------------------------------------------------------------ ensembles (batched values)
+@njit(**_opts)
+def _fill_lanes(vals, template, L):
+    for i in range(template.shape[0]):
+        t = template[i]
+        for j in range(L):
+            vals[i * L + j] = t
+
+
+@njit(**_opts)
+def _to_lanes(buf, node_off, node_size, nodes, X, c, L):
+    """Lane j of ``nodes`` in ``buf`` <- row c + j of ``X`` (packed per sample)."""
+    p = 0
+    for k in range(nodes.shape[0]):
+        o = node_off[nodes[k]]
+        for i in range(node_size[nodes[k]]):
+            for j in range(L):
+                buf[(o + i) * L + j] = X[c + j, p]
+            p += 1
+
+
+@njit(**_opts)
+def _from_lanes(buf, node_off, node_size, nodes, present, Y, c, L):
+    """Row c + j of ``Y`` <- lane j of ``nodes`` in ``buf`` (zeros where not ``present``)."""
+    p = 0
+    for k in range(nodes.shape[0]):
+        nd = nodes[k]
+        o = node_off[nd]
+        for i in range(node_size[nd]):
+            for j in range(L):
+                Y[c + j, p] = buf[(o + i) * L + j] if present[nd] else 0.0
+            p += 1
+
+
+@njit(**_opts)
+def _forward_guarded_lanes(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off,
+                           g_expected, ws, L, status, c):
+    """``forward_guarded`` over L samples; a sample whose guard fails gets its index in ``status``."""
+    start = 0
+    for gi in range(g_op.shape[0]):
+        stop = g_op[gi]
+        if stop > start:
+            forward_batch(ops, node_off, node_size, ip, vals, start, stop, ws, L)
+            start = stop
+        off = node_off[g_node[gi]]
+        e0 = g_off[gi]
+        for j in range(L):
+            if status[c + j] >= 0:
+                continue
+            if g_kind[gi] == TRUTH:
+                ok = (vals[off * L + j] != 0.0) == (g_expected[e0] != 0.0)
+            else:
+                ok = True
+                for i in range(node_size[g_node[gi]]):
+                    a = vals[(off + i) * L + j]
+                    b = g_expected[e0 + i]
+                    if not (a == b or (a != a and b != b)):
+                        ok = False
+            if not ok:
+                status[c + j] = gi
+    if ops.shape[0] > start:
+        forward_batch(ops, node_off, node_size, ip, vals, start, ops.shape[0], ws, L)
+
+
 @njit(**_opts)
 def batch_vjp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
-              g_op, g_node, g_kind, g_off, g_expected, X, V, OUT, GRAD, status, lo, hi):
-    """``vjp_one`` for rows [lo, hi) of ``X``/``V``; ``status[b]`` as ``vjp_one`` returns.
+              g_op, g_node, g_kind, g_off, g_expected, X, V, OUT, GRAD, status, lo, hi, L):
+    """``vjp_one`` for rows [lo, hi) of ``X``/``V``, L samples per pass over the tape.
 
-    It releases the GIL: the caller runs row ranges on several threads.
+    ``status[b]`` is -1, or the first guard sample b fails (its results are then
+    meaningless). Releases the GIL: the caller runs row ranges on several threads.
     """
     m = template.shape[0]
-    vals = np.empty(m, template.dtype)
-    adj = np.empty(m, template.dtype)
+    n = node_off.shape[0]
+    vals = np.empty(m * L, template.dtype)
+    adj = np.empty(m * L, template.dtype)
+    flags = np.zeros(2 * n, np.bool_)
+    ws = np.zeros(80, np.int64)
+    for c in range(lo, hi, L):
+        Lc = min(L, hi - c)
+        for j in range(Lc):
+            status[c + j] = -1
+        _fill_lanes(vals, template, Lc)
+        _to_lanes(vals, node_off, node_size, in_nodes, X, c, Lc)
+        _forward_guarded_lanes(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off,
+                               g_expected, ws, Lc, status, c)
+        flags[:] = True
+        _from_lanes(vals, node_off, node_size, out_nodes, flags, OUT, c, Lc)
+        flags[:] = False
+        for k in range(in_nodes.shape[0]):
+            flags[in_nodes[k]] = True
+        p = 0
+        for k in range(out_nodes.shape[0]):
+            nd = out_nodes[k]
+            o = node_off[nd]
+            for i in range(node_size[nd]):
+                for j in range(Lc):
+                    q = (o + i) * Lc + j
+                    adj[q] = (adj[q] if flags[n + nd] else 0.0) + V[c + j, p]
+                p += 1
+            flags[n + nd] = True
+        reverse_batch(ops, node_off, node_size, ip, vals, adj, flags[n:], flags[:n], 0, ops.shape[0], ws, Lc)
+        for k in range(in_nodes.shape[0]):
+            if not flags[in_nodes[k]]:
+                flags[n + in_nodes[k]] = False
+        _from_lanes(adj, node_off, node_size, in_nodes, flags[n:], GRAD, c, Lc)
+
+
+@njit(**_opts)
+def batch_jvp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+              g_op, g_node, g_kind, g_off, g_expected, X, T, OUT, TAN, status, lo, hi, L):
+    """``jvp_one`` for rows [lo, hi) of ``X``/``T``, L samples per pass (GIL released)."""
+    m = template.shape[0]
+    n = node_off.shape[0]
+    vals = np.empty(m * L, template.dtype)
+    tan = np.empty(m * L, template.dtype)
+    varying = np.zeros(n, np.bool_)
+    ws = np.zeros(80, np.int64)
+    for c in range(lo, hi, L):
+        Lc = min(L, hi - c)
+        for j in range(Lc):
+            status[c + j] = -1
+        _fill_lanes(vals, template, Lc)
+        _to_lanes(vals, node_off, node_size, in_nodes, X, c, Lc)
+        _forward_guarded_lanes(ops, node_off, node_size, ip, vals, g_op, g_node, g_kind, g_off,
+                               g_expected, ws, Lc, status, c)
+        varying[:] = True
+        _from_lanes(vals, node_off, node_size, out_nodes, varying, OUT, c, Lc)
+        varying[:] = False
+        for k in range(in_nodes.shape[0]):
+            varying[in_nodes[k]] = True
+        _to_lanes(tan, node_off, node_size, in_nodes, T, c, Lc)
+        tangent_batch(ops, node_off, node_size, ip, vals, tan, varying, 0, ops.shape[0], ws, Lc)
+        _from_lanes(tan, node_off, node_size, out_nodes, varying, TAN, c, Lc)
+
+
+@njit(**_opts)
+def batch_vjp_rows(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                   g_op, g_node, g_kind, g_off, g_expected, X, V, OUT, GRAD, status, lo, hi):
+    """``vjp_one`` for rows [lo, hi), one sample at a time (tapes the batched interpreters
+    do not cover)."""
+    vals = np.empty(template.shape[0], template.dtype)
+    adj = np.empty(template.shape[0], template.dtype)
     flags = np.zeros(2 * node_off.shape[0], np.bool_)
     ws = np.zeros(80, np.int64)
     for b in range(lo, hi):
@@ -243,12 +377,11 @@ def batch_vjp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
 
 
 @njit(**_opts)
-def batch_jvp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
-              g_op, g_node, g_kind, g_off, g_expected, X, T, OUT, TAN, status, lo, hi):
-    """``jvp_one`` for rows [lo, hi) of ``X``/``T`` (GIL released, like ``batch_vjp``)."""
-    m = template.shape[0]
-    vals = np.empty(m, template.dtype)
-    tan = np.empty(m, template.dtype)
+def batch_jvp_rows(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
+                   g_op, g_node, g_kind, g_off, g_expected, X, T, OUT, TAN, status, lo, hi):
+    """``jvp_one`` for rows [lo, hi), one sample at a time."""
+    vals = np.empty(template.shape[0], template.dtype)
+    tan = np.empty(template.shape[0], template.dtype)
     varying = np.zeros(node_off.shape[0], np.bool_)
     ws = np.zeros(80, np.int64)
     for b in range(lo, hi):

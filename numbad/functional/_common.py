@@ -107,7 +107,7 @@ def as_v_tuple(v, fn):
 
 
 def value_shape(x):
-    return (x._v if type(x) is Tensor else x).shape
+    return np.shape(x._v if type(x) is Tensor else x)
 
 
 def validate_v(v, other, is_other_tuple):
@@ -218,6 +218,58 @@ def check_outputs_require_grad(call, outputs, strict):
                                " when running in strict mode.")
 
 
+def requires_grad(y):
+    """Does ``y`` depend on an input of a call recording on the current tape (PyTorch's requires_grad)?"""
+    tape = current_tape()
+    if type(y) is not Tensor or tape is None or y._tape is not tape:
+        return False
+    return bool(varying_nodes(tape, tape.input_nodes, 0, tape.n_ops)[y._node])
+
+
+def reaches(call, from_nodes, end):
+    """Mask of the nodes that depend on ``from_nodes`` through the call's ops ``[begin, end)``."""
+    return varying_nodes(call.tape, from_nodes, call.begin, end)
+
+
+def plain(v):
+    """A seed/tangent as plain numbers (a Tensor's values; no derivative is wanted through it)."""
+    return v._v if type(v) is Tensor else v
+
+
+def result_dtype(y, tape):
+    """The floating dtype of a derivative shaped like ``y`` (its own dtype; the tape's for ints)."""
+    dt = np.result_type(plain(y))
+    return dt if dt in FLOAT_DTYPES else tape.dtype
+
+
+def const_tensor(tape, value):
+    """``value`` as a constant node of ``tape`` (a Tensor through which nothing flows)."""
+    value = value[()] if type(value) is np.ndarray and value.ndim == 0 else value
+    return wrap(value, tape, tape.add_node(value))
+
+
+def seed_tensor(tape, v):
+    """A seed for the differentiable sweep: ``v`` itself when on ``tape``, else a constant."""
+    if type(v) is Tensor:
+        return v if v._tape is tape else const_tensor(tape, v._v)
+    return const_tensor(tape, np.asarray(v, tape.dtype))
+
+
+def cast_tensor(g, dtype):
+    if g.dtype == dtype:
+        return g
+    from ..tensor.numpy_api import astype
+    return astype(g, dtype)
+
+
+def default_v(inputs, fn):
+    """``v`` when omitted (jvp, hvp, vhp): allowed for one input with one element only."""
+    if len(inputs) != 1 or int(np.prod(value_shape(inputs[0]))) != 1:
+        raise RuntimeError("The vector v can only be None if the input to the user-provided function "
+                           "is a single Tensor with a single element.")
+    return (np.ones(value_shape(inputs[0]), inputs[0].dtype),)
+
+
 def detach_value(y):
     """A returned value as a plain ndarray (``create_graph=False``)."""
     v = y._v if type(y) is Tensor else y
@@ -226,3 +278,9 @@ def detach_value(y):
 
 def postprocess(values, is_tuple):
     return tuple(values) if is_tuple else values[0]
+
+
+def nested_postprocess(rows, is_outer_tuple, is_inner_tuple):
+    """PyTorch's ``_tuple_postprocess(res, (outer, inner))`` for a list of lists."""
+    res = [tuple(r) if is_inner_tuple else r[0] for r in rows]
+    return tuple(res) if is_outer_tuple else res[0]

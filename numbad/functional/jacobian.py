@@ -89,7 +89,9 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         rows = [int(np.prod(value_shape(y))) for y in outputs]
         cols = [int(np.prod(value_shape(x))) for x in inputs]
         if strategy is DEFAULT:
-            if sum(cols) < sum(rows):
+            # a tangent sweep costs less than a reverse sweep of as many lanes (no zeroing
+            # and accumulating of cotangents): forward mode wins ties
+            if sum(cols) <= sum(rows):
                 J = _columns(call, end, nodes, rows, cols)
                 if not np.isfinite(J).all():
                     J = _rows(call, end, nodes, rows, cols)
@@ -111,12 +113,21 @@ def _lanes(tape, total):
 def _unit_block(size, first, start, count):
     """Rows ``[start, start + count)`` of the identity, restricted to the ``size`` entries
     of one argument whose first entry is global index ``first``: shape ``(size, count)``."""
+    if first == start and size == count:
+        return np.eye(size)
     block = np.zeros((size, count))
     lo, hi = max(first, start), min(first + size, start + count)
     if lo < hi:
         idx = np.arange(lo, hi)
         block[idx - first, idx - start] = 1.0
     return block
+
+
+def _offsets(sizes):
+    out = [0]
+    for s in sizes:
+        out.append(out[-1] + s)
+    return out
 
 
 def _rows(call, end, nodes, rows, cols):
@@ -127,12 +138,11 @@ def _rows(call, end, nodes, rows, cols):
     if M == 0 or N == 0:
         return J
     L = _lanes(tape, M)
-    row0 = np.cumsum([0] + rows)
-    col0 = np.cumsum([0] + cols)
+    row0, col0 = _offsets(rows), _offsets(cols)
     for start in range(0, M, L):
         count = min(L, M - start)
         seeds = [(n, _unit_block(rows[i], row0[i], start, count)) for i, n in enumerate(nodes)
-                 if n is not None and row0[i] < start + count and row0[i] + rows[i] > start]
+                 if n is not None and row0[i] < start + count and row0[i + 1] > start]
         if not seeds:
             continue
         res = sweeps.reverse(tape, call.begin, end, call.input_nodes, seeds,
@@ -147,19 +157,22 @@ def _columns(call, end, nodes, rows, cols):
     """The whole Jacobian ``(sum(rows), sum(cols))`` by tangent sweeps, a block of columns each."""
     tape = call.tape
     M, N = sum(rows), sum(cols)
-    J = np.zeros((M, N), tape.dtype)
     live = [i for i, n in enumerate(nodes) if n is not None]
     if M == 0 or N == 0 or not live:
-        return J
+        return np.zeros((M, N), tape.dtype)
     L = _lanes(tape, N)
-    row0 = np.cumsum([0] + rows)
-    col0 = np.cumsum([0] + cols)
+    row0, col0 = _offsets(rows), _offsets(cols)
+    J = None
     for start in range(0, N, L):
         count = min(L, N - start)
-        active = [j for j in range(len(cols)) if col0[j] < start + count and col0[j] + cols[j] > start]
+        active = [j for j in range(len(cols)) if col0[j] < start + count and col0[j + 1] > start]
         res = sweeps.tangent(tape, call.begin, end, [call.input_nodes[j] for j in active],
                              [_unit_block(cols[j], col0[j], start, count) for j in active],
                              [nodes[i] for i in live], lanes=count if count > 1 else 0)
+        if count == N and len(nodes) == 1 and res[0] is not None:
+            return res[0].reshape(M, N)         # the whole Jacobian, lanes-last: already (M, N)
+        if J is None:
+            J = np.zeros((M, N), tape.dtype)
         for i, r in zip(live, res):
             if r is not None:
                 J[row0[i]:row0[i + 1], start:start + count] = r.reshape(rows[i], count)
@@ -168,8 +181,7 @@ def _columns(call, end, nodes, rows, cols):
 
 def _split(J, outputs, inputs, rows, cols, forward, tape):
     """The blocks ``[[J_ij]]`` of the whole Jacobian, shaped ``out_i.shape + in_j.shape``."""
-    row0 = np.cumsum([0] + rows)
-    col0 = np.cumsum([0] + cols)
+    row0, col0 = _offsets(rows), _offsets(cols)
     if len(outputs) == 1 and len(inputs) == 1:
         dtype = result_dtype(outputs[0], tape) if forward else inputs[0].dtype
         return [[J.reshape(value_shape(outputs[0]) + value_shape(inputs[0])).astype(dtype, copy=False)]]

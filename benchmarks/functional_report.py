@@ -121,7 +121,8 @@ def run():
         xj, vj = jnp.asarray(x), jnp.asarray(v)
         hvp_j = jax.jit(lambda x, v: jax.jvp(jax.grad(rj), (x,), (v,))[1])
         assert np.allclose(np.asarray(hvp_j(xj, vj)), hv, rtol=1e-12, atol=1e-9)
-        add("hvp rosenbrock 1e5", "jax.jit(jvp of grad)", median_ms(lambda: hvp_j(xj, vj).block_until_ready()))
+        add("hvp rosenbrock 1e5", "jax.jit(jvp of grad)",
+            median_ms(lambda: hvp_j(xj, vj).block_until_ready()))
     add("jvp vs vjp (rosen 1e5)", "numbad jvp", median_ms(lambda: nb.jvp(rosenbrock, x, v)))
     add("jvp vs vjp (rosen 1e5)", "numbad vjp", median_ms(lambda: nb.vjp(rosenbrock, x)))
     return rows
@@ -151,8 +152,9 @@ def ratios(rows):
 
 
 if __name__ == "__main__":
+    threads = os.environ.get("OPENBLAS_NUM_THREADS")
     print(f"numpy {np.__version__}, torch {getattr(torch, '__version__', '-')}, "
-          f"jax {getattr(jax, '__version__', '-')}; threads: OPENBLAS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+          f"jax {getattr(jax, '__version__', '-')}; OPENBLAS_NUM_THREADS={threads}")
     rows = run()
     print()
     for label, r in ratios(rows):

@@ -76,7 +76,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     end = tape.n_ops
     check_outputs_require_grad(call, outputs, strict)
     nodes = [output_node(call, y) for y in outputs]
-    forward = strategy == "forward-mode" and strategy is not DEFAULT
+    forward = strategy == "forward-mode"
 
     if create_graph:
         if forward:
@@ -273,6 +273,10 @@ def _assemble(tape, parts, out_shape, in_shape, dtype, by_row):
     """One Jacobian block as a Tensor of shape ``out_shape + in_shape`` from its rows
     (Tensors of ``in_shape``) or columns (Tensors of ``out_shape``); ``None`` parts are zeros."""
     shape = tuple(out_shape) + tuple(in_shape)
+    if len(parts) == 1 and parts[0] is not None:       # one row or column: the block itself
+        from ..tensor.numpy_api import reshape
+        p = parts[0]
+        return cast_tensor(p if p.shape == shape else reshape(p, shape), dtype)
     n_in = int(np.prod(in_shape))
     value = np.zeros(shape, tape.dtype)
     flat = value.reshape(-1)

@@ -1,4 +1,4 @@
-"""``nb.jvp``: Jacobian-vector products by forward mode, with ``torch.autograd.functional.jvp``'s semantics."""
+"""``nb.jvp``: Jacobian-vector products by true forward mode, with PyTorch's ``jvp`` semantics."""
 from __future__ import annotations
 
 import numpy as np

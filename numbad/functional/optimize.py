@@ -43,7 +43,10 @@ def _value_and_grad(func, x, args, fn):
     if node is not None:
         g = sweeps.reverse(tape, call.begin, tape.n_ops, call.input_nodes, [(node, 1.0)])[0]
     x = xs[0]
-    g = np.zeros(value_shape(x), x.dtype) if g is None else g.reshape(value_shape(x)).astype(x.dtype, copy=False)
+    if g is None:
+        g = np.zeros(value_shape(x), x.dtype)
+    else:
+        g = g.reshape(value_shape(x)).astype(x.dtype, copy=False)
     return float(np.reshape(plain(y), ())), g
 
 

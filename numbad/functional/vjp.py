@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import sweeps
 from ..tensor.backward import backward
-from ..tensor.core import Tensor, wrap
+from ..tensor.core import Tensor
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
                       check_outputs_require_grad, const_tensor, detach_value, output_node, postprocess,
                       seed_tensor, validate_v, value_shape)

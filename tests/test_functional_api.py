@@ -552,3 +552,67 @@ def test_public_names_have_examples():
         obj = getattr(nb, name)
         if callable(obj) and not isinstance(obj, type):
             assert ">>> " in (obj.__doc__ or ""), name
+
+
+# ----------------------------------------------------------------------------- robustness
+def test_second_order_float32_keeps_the_inputs_dtype():
+    f = lambda x: (np.sin(x) * x ** 3).sum()  # noqa: E731
+    x64 = np.array([0.3, -0.8, 1.1])
+    x32 = x64.astype(np.float32)
+    H32, H64 = nb.hessian(f, x32), nb.hessian(f, x64)
+    assert H32.dtype == np.float32 and H32.shape == (3, 3)
+    assert_close(H32, H64, rtol=1e-4, atol=1e-4)
+    for fn in (nb.hvp, nb.vhp):
+        out, p = fn(f, x32, np.ones(3, np.float32))
+        assert out.dtype == np.float32 and p.dtype == np.float32
+        assert_close(p, H64.sum(1), rtol=1e-4, atol=1e-4)
+
+
+def test_jvp_create_graph_is_differentiable_in_v():
+    # d/dv <u, J v> = J^T u: the tangent itself can be an input of an enclosing call
+    A = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.0]])
+    x, u = np.array([0.2, -0.4]), np.array([1.0, -1.0, 2.0])
+    f = lambda x: np.tanh(A @ x)  # noqa: E731
+
+    def pairing(v):
+        return (nb.jvp(f, x, v, create_graph=True)[1] * u).sum()
+    _, g = nb.vjp(pairing, np.array([0.7, 0.1]))
+    assert_close(g, nb.vjp(f, x, u)[1], rtol=1e-14)
+
+
+def test_exception_inside_func_leaves_numbad_clean():
+    from numbad.tape import active_tapes
+
+    def bad(x):
+        raise ValueError("boom")
+    for call in (lambda: nb.jvp(bad, O(2), O(2)), lambda: nb.jacobian(bad, O(2)),
+                 lambda: nb.hessian(bad, O(2)), lambda: nb.hvp(bad, O(2), O(2)),
+                 lambda: nb.jacobian(bad, O(2), create_graph=True), lambda: nb.grad(bad)(O(2)),
+                 lambda: nb.hessp(bad)(O(2), O(2))):
+        with pytest.raises(ValueError, match="boom"):
+            call()
+        assert active_tapes() == []
+    assert_close(nb.jacobian(lambda x: x * 3, O(2)), 3 * np.eye(2))
+
+
+def test_four_threads_concurrently():
+    import threading
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(50):
+                x, v = rng.standard_normal(4), rng.standard_normal(4)
+                assert np.allclose(nb.jacobian(lambda x: np.sin(x) * x, x), np.diag(np.cos(x) * x + np.sin(x)))
+                assert np.allclose(nb.jvp(lambda x: np.sin(x), x, v)[1], np.cos(x) * v)
+                assert np.allclose(nb.hvp(lambda x: (x ** 3).sum(), x, v)[1], 6 * x * v)
+                assert np.allclose(nb.hessian(lambda x: (x ** 3).sum(), x), np.diag(6 * x))
+        except Exception as e:          # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

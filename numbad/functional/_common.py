@@ -213,9 +213,12 @@ def check_outputs_require_grad(call, outputs, strict):
     nodes = [output_node(call, y) for y in outputs]
     for i, ok in enumerate(call.requires_grad(nodes)):
         if not ok:
-            raise RuntimeError(f"Output {i} of the user-provided function does not require gradients."
-                               " The outputs must be computed in a differentiable manner from the input"
-                               " when running in strict mode.")
+            raise RuntimeError(OUTPUT_NOT_REQUIRING_GRAD.format(i))
+
+
+OUTPUT_NOT_REQUIRING_GRAD = (
+    "Output {} of the user-provided function does not require gradients. The outputs must be "
+    "computed in a differentiable manner from the input when running in strict mode.")
 
 
 def requires_grad(y):
@@ -262,7 +265,7 @@ def cast_tensor(g, dtype):
     return astype(g, dtype)
 
 
-def default_v(inputs, fn):
+def default_v(inputs):
     """``v`` when omitted (jvp, hvp, vhp): allowed for one input with one element only."""
     if len(inputs) != 1 or int(np.prod(value_shape(inputs[0]))) != 1:
         raise RuntimeError("The vector v can only be None if the input to the user-provided function "

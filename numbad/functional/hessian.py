@@ -14,8 +14,8 @@ import numpy as np
 from .. import sweeps
 from ..tensor.core import Tensor
 from ..tensor.backward import backward
-from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, default_v, detach_value,
+from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
+                      cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value,
                       nested_postprocess, output_node, plain, postprocess, requires_grad, seed_tensor,
                       validate_v, value_shape)
 from .jacobian import DEFAULT, check_strategy, jacobian
@@ -49,9 +49,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
         if strict:
             for i, y in enumerate(t_out):
                 if not requires_grad(y):
-                    raise RuntimeError(f"Output {i} of the user-provided function does not require "
-                                       "gradients. The outputs must be computed in a differentiable "
-                                       "manner from the input when running in strict mode.")
+                    raise RuntimeError(OUTPUT_NOT_REQUIRING_GRAD.format(i))
         if is_out_tuple:
             raise RuntimeError("The function given to hessian should return a single Tensor")
         if int(np.prod(value_shape(out))) != 1:
@@ -172,7 +170,7 @@ def _second_order(fn, func, inputs, v, create_graph, strict):
     if v is not None:
         v = validate_v(as_v_tuple(v, fn), inputs, is_inputs_tuple)
     else:
-        v = default_v(inputs, fn)
+        v = default_v(inputs)
     grad = Gradient(fn, func, inputs, create_graph, strict)
     call, tape = grad.call, grad.call.tape
 

@@ -39,7 +39,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     if v is not None:
         v = validate_v(as_v_tuple(v, "jvp"), inputs, is_inputs_tuple)
     else:
-        v = default_v(inputs, "jvp")
+        v = default_v(inputs)
     call = Call(inputs, create_graph)
     tape = call.tape
     outputs = call.run(func)

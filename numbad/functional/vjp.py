@@ -77,4 +77,3 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 
     outs = list(outputs) if create_graph else [detach_value(y) for y in outputs]
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
-

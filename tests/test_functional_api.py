@@ -339,6 +339,18 @@ def test_errors_v():
         same_error(lambda: fn(g, (O(2), O(2))), lambda: tfn(g, (T(2), T(2))))
 
 
+def test_errors_v_of_the_wrong_type():
+    for fn, tfn in ((nb.vjp, TF.vjp), (nb.jvp, TF.jvp), (nb.hvp, TF.hvp), (nb.vhp, TF.vhp)):
+        f = (lambda x: (x ** 3).sum()) if fn in (nb.hvp, nb.vhp) else (lambda x: x * 2)
+        for bad, tbad in (([1.0, 2.0], [1.0, 2.0]), ((O(2), [1.0]), (T(2), [1.0])), ("ab", "ab")):
+            with pytest.raises(TypeError) as tinfo:
+                tfn(f, T(2), tbad)
+            with pytest.raises(TypeError) as info:
+                fn(f, O(2), bad)
+            assert str(info.value) == str(tinfo.value).replace("a Tensor or a tuple of Tensors",
+                                                               "an array or a tuple of arrays")
+
+
 def test_errors_bad_inputs_and_outputs():
     for fn in (nb.jvp, nb.jacobian, nb.hessian, nb.hvp, nb.vhp):
         name = fn.__name__

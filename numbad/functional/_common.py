@@ -86,7 +86,8 @@ def as_v_tuple(v, fn):
     """``v`` as a tuple of arrays (or Tensors, kept for ``create_graph``)."""
     if type(v) is np.ndarray and v.dtype.kind == "f":
         return (v,)
-    items = v if isinstance(v, tuple) else (v,)
+    is_tuple = isinstance(v, tuple)
+    items = v if is_tuple else (v,)
     out = []
     for i, x in enumerate(items):
         if type(x) is Tensor:
@@ -98,8 +99,9 @@ def as_v_tuple(v, fn):
             out.append(x)           # a scalar: allowed where the matching value has one element
             continue
         if not isinstance(x, np.ndarray):
+            where = f"the value at index {i}" if is_tuple else "the given v"
             raise TypeError(f"The v given to {fn} must be either an array or a tuple of arrays but "
-                            f"the value at index {i} has type {type(x)}.")
+                            f"{where} has type {type(x)}.")
         if x.dtype.kind not in "fiu":
             raise TypeError(f"The v given to {fn} must be real-valued, but entry {i} has dtype {x.dtype}.")
         out.append(x)

@@ -6,6 +6,8 @@ read the same, with arrays in place of Tensors.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..sweeps import varying_nodes
@@ -112,6 +114,10 @@ def value_shape(x):
     return np.shape(x._v if type(x) is Tensor else x)
 
 
+def value_size(x):
+    return math.prod(value_shape(x))
+
+
 def validate_v(v, other, is_other_tuple):
     """PyTorch's ``_validate_v``: ``v`` matches ``other`` in count and shapes."""
     if len(v) == 1 == len(other) and type(v[0]) is np.ndarray and v[0].shape == value_shape(other[0]):
@@ -124,7 +130,7 @@ def validate_v(v, other, is_other_tuple):
     for idx, (el_v, el_other) in enumerate(zip(v, other)):
         shape = np.shape(el_other._v if type(el_other) is Tensor else el_other)
         if isinstance(el_v, (float, int, np.number)) and not isinstance(el_v, np.ndarray):
-            if int(np.prod(shape)) != 1:
+            if math.prod(shape) != 1:
                 prepend = f"Entry {idx} in " if is_other_tuple else ""
                 raise RuntimeError(f"{prepend}v has invalid size: should be {_shape_str(shape)} but "
                                    "got a scalar.")
@@ -269,7 +275,7 @@ def cast_tensor(g, dtype):
 
 def default_v(inputs):
     """``v`` when omitted (jvp, hvp, vhp): allowed for one input with one element only."""
-    if len(inputs) != 1 or int(np.prod(value_shape(inputs[0]))) != 1:
+    if len(inputs) != 1 or value_size(inputs[0]) != 1:
         raise RuntimeError("The vector v can only be None if the input to the user-provided function "
                            "is a single Tensor with a single element.")
     return (np.ones(value_shape(inputs[0]), inputs[0].dtype),)

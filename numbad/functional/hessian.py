@@ -17,7 +17,7 @@ from ..tensor.backward import backward
 from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
                       cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value,
                       nested_postprocess, output_node, plain, postprocess, requires_grad, seed_tensor,
-                      validate_v, value_shape)
+                      validate_v, value_shape, value_size)
 from .jacobian import DEFAULT, check_strategy, jacobian
 
 
@@ -52,7 +52,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
                     raise RuntimeError(OUTPUT_NOT_REQUIRING_GRAD.format(i))
         if is_out_tuple:
             raise RuntimeError("The function given to hessian should return a single Tensor")
-        if int(np.prod(value_shape(out))) != 1:
+        if value_size(out) != 1:
             raise RuntimeError("The Tensor returned by the function given to hessian should contain "
                                "a single element")
         return out.reshape(()) if type(out) is Tensor else np.reshape(out, ())
@@ -129,7 +129,7 @@ class Gradient:
         if self.is_outputs_tuple:
             raise RuntimeError(f"The function given to {fn} should return a single Tensor")
         out = outputs[0]
-        if int(np.prod(value_shape(out))) != 1:
+        if value_size(out) != 1:
             raise RuntimeError(f"The Tensor returned by the function given to {fn} should contain a "
                                "single element")
         self.output = out

@@ -1,13 +1,16 @@
 """``nb.jacobian``: whole Jacobians from one recording, swept for blocks of rows or columns at once."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import sweeps
 from ..tensor import core
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, nested_postprocess, output_node, reaches, result_dtype, value_shape)
+                      const_tensor, nested_postprocess, output_node, reaches, result_dtype, value_shape,
+                      value_size)
 from .jvp import DoubleBackward
 
 STRATEGIES = ("forward-mode", "reverse-mode")
@@ -86,8 +89,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     else:
         if strict:
             _check_strict(call, end, outputs, nodes)
-        rows = [int(np.prod(value_shape(y))) for y in outputs]
-        cols = [int(np.prod(value_shape(x))) for x in inputs]
+        rows = [value_size(y) for y in outputs]
+        cols = [value_size(x) for x in inputs]
         if strategy is DEFAULT:
             # a tangent sweep costs less than a reverse sweep of as many lanes (no zeroing
             # and accumulating of cotangents): forward mode wins ties
@@ -200,7 +203,7 @@ def _check_strict(call, end, outputs, nodes):
     """PyTorch's strict check: every output (with elements) depends on every input."""
     masks = [reaches(call, [n], end) for n in call.input_nodes]
     for i, (y, n) in enumerate(zip(outputs, nodes)):
-        if int(np.prod(value_shape(y))) == 0:
+        if value_size(y) == 0:
             continue
         for j, mask in enumerate(masks):
             if n is None or not mask[n]:
@@ -215,7 +218,7 @@ def _rows_differentiable(call, end, inputs, outputs, nodes, strict):
     blocks = []
     for i, (y, n) in enumerate(zip(outputs, nodes)):
         shape = value_shape(y)
-        m = int(np.prod(shape))
+        m = math.prod(shape)
         per_input = [[] for _ in inputs]
         for r in range(m):
             seed = np.zeros(shape, tape.dtype)
@@ -244,7 +247,7 @@ def _columns_differentiable(call, end, inputs, outputs, nodes, strict):
     per_block = [[[] for _ in inputs] for _ in outputs]
     jvp = DoubleBackward(call, end, nodes)
     for j, x in enumerate(inputs):
-        for c in range(int(np.prod(value_shape(x)))):
+        for c in range(value_size(x)):
             v = [np.zeros(value_shape(z), tape.dtype) for z in inputs]
             v[j].flat[c] = 1.0
             for i, col in enumerate(jvp(v)):
@@ -254,7 +257,7 @@ def _columns_differentiable(call, end, inputs, outputs, nodes, strict):
         # judged on its columns: an error when none of them does
         masks = [reaches(call, [n], end) for n in call.input_nodes]
         for i, (y, n) in enumerate(zip(outputs, nodes)):
-            if int(np.prod(value_shape(y))) == 0:
+            if value_size(y) == 0:
                 continue
             for j, mask in enumerate(masks):
                 if n is None or not mask[n]:
@@ -277,7 +280,7 @@ def _assemble(tape, parts, out_shape, in_shape, dtype, by_row):
         from ..tensor.numpy_api import reshape
         p = parts[0]
         return cast_tensor(p if p.shape == shape else reshape(p, shape), dtype)
-    n_in = int(np.prod(in_shape))
+    n_in = math.prod(in_shape)
     value = np.zeros(shape, tape.dtype)
     flat = value.reshape(-1)
     placed = []

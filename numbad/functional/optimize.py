@@ -13,7 +13,8 @@ import functools
 import numpy as np
 
 from .. import sweeps
-from ._common import Call, as_input_tuple, as_output_tuple, output_node, plain, value_shape
+from ._common import (Call, as_input_tuple, as_output_tuple, output_node, plain, value_shape,
+                      value_size)
 from .hessian import Gradient
 
 
@@ -26,7 +27,7 @@ def _point(x, fn):
 
 def _scalar(y, fn):
     is_tuple, outs = as_output_tuple(y, fn)
-    if is_tuple or int(np.prod(value_shape(outs[0]))) != 1:
+    if is_tuple or value_size(outs[0]) != 1:
         what = f"a tuple of {len(outs)}" if is_tuple else f"an array of shape {value_shape(outs[0])}"
         raise RuntimeError(f"The function given to {fn} must return a single element (a scalar), but it "
                            f"returned {what}.")

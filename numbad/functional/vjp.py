@@ -8,7 +8,7 @@ from ..tensor.backward import backward
 from ..tensor.core import Tensor
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
                       check_outputs_require_grad, const_tensor, detach_value, output_node, postprocess,
-                      seed_tensor, validate_v, value_shape)
+                      seed_tensor, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
@@ -41,7 +41,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     if v is not None:
         v = validate_v(as_v_tuple(v, "vjp"), outputs, is_outputs_tuple)
     else:
-        if len(outputs) != 1 or int(np.prod(value_shape(outputs[0]))) != 1:
+        if len(outputs) != 1 or value_size(outputs[0]) != 1:
             raise RuntimeError("The vector v can only be None if the user-provided function returns "
                                "a single Tensor with a single element.")
         v = (np.ones(value_shape(outputs[0]), tape.dtype),)

@@ -2,7 +2,8 @@
 
 Operations on :class:`Tensor` are recorded as typed opcode arrays on a flat
 tape; Numba-compiled interpreters sweep that tape. The API is
-``torch.autograd.functional``'s, on numpy arrays.
+``torch.autograd.functional``'s, on numpy arrays, plus ``grad``,
+``value_and_grad`` and ``hessp`` for ``scipy.optimize``.
 
 >>> import numpy as np, numbad as nb
 >>> out, g = nb.vjp(lambda x: (x ** 2).sum(), np.array([1.0, 2.0]))
@@ -11,6 +12,10 @@ array([2., 4.])
 """
 from . import ops as _ops  # noqa: F401  (fills the op registry)
 from . import special
+from .functional.hessian import hessian, hvp, vhp
+from .functional.jacobian import jacobian
+from .functional.jvp import jvp
+from .functional.optimize import grad, hessp, value_and_grad
 from .functional.vjp import vjp
 from .recorded import BranchChanged, Tape, record
 from .tensor.core import Tensor
@@ -18,4 +23,5 @@ from .tensor import numpy_api as _numpy_api  # noqa: F401  (attaches Tensor's nu
 
 __version__ = "0.1.0"
 
-__all__ = ["vjp", "record", "Tape", "BranchChanged", "Tensor", "special"]
+__all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp", "grad", "value_and_grad", "hessp",
+           "record", "Tape", "BranchChanged", "Tensor", "special"]

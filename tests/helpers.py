@@ -1,5 +1,8 @@
-"""Shared test helpers: finite differences and PyTorch references."""
+"""Shared test helpers: finite differences, PyTorch references and error comparison."""
+import re
+
 import numpy as np
+import pytest
 import torch
 
 import numbad as nb
@@ -57,3 +60,18 @@ def assert_close(actual, expected, rtol=1e-10, atol=1e-12, what=""):
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+def torch_error(fn):
+    with pytest.raises(Exception) as info:
+        fn()
+    return type(info.value), str(info.value)
+
+
+def same_error(nb_call, torch_call):
+    """numbad raises PyTorch's exception type and message ('Tensor' may read 'array')."""
+    ttype, tmsg = torch_error(torch_call)
+    with pytest.raises(ttype) as info:
+        nb_call()
+    norm = lambda s: re.sub(r"torch\.Size\(\[(.*?)\]\)", lambda m: f"({m.group(1)}{',' if ',' not in m.group(1) and m.group(1) else ''})", s)  # noqa: E731
+    assert str(info.value) == norm(tmsg), (str(info.value), tmsg)

@@ -1,5 +1,4 @@
 """``nb.vjp``'s contract: PyTorch's semantics point for point, the seed examples, errors."""
-import re
 import threading
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 
 import numbad as nb
 
-from helpers import assert_close
+from helpers import assert_close, same_error
 
 
 # ----------------------------------------------------------------------------- the seed examples
@@ -140,21 +139,6 @@ def test_mixed_precision_inputs_keep_their_dtypes():
 
 
 # ----------------------------------------------------------------------------- errors, PyTorch's
-def torch_error(fn):
-    with pytest.raises(Exception) as info:
-        fn()
-    return type(info.value), str(info.value)
-
-
-def same_error(nb_call, torch_call):
-    """numbad raises PyTorch's exception type and message ('Tensor' may read 'array')."""
-    ttype, tmsg = torch_error(torch_call)
-    with pytest.raises(ttype) as info:
-        nb_call()
-    norm = lambda s: re.sub(r"torch\.Size\(\[(.*?)\]\)", lambda m: f"({m.group(1)}{',' if ',' not in m.group(1) and m.group(1) else ''})", s)  # noqa: E731
-    assert str(info.value) == norm(tmsg), (str(info.value), tmsg)
-
-
 T = lambda *s: torch.ones(*s, dtype=torch.float64)  # noqa: E731
 
 

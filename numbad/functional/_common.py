@@ -6,6 +6,8 @@ read the same, with arrays in place of Tensors.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..sweeps import varying_nodes
@@ -86,7 +88,8 @@ def as_v_tuple(v, fn):
     """``v`` as a tuple of arrays (or Tensors, kept for ``create_graph``)."""
     if type(v) is np.ndarray and v.dtype.kind == "f":
         return (v,)
-    items = v if isinstance(v, tuple) else (v,)
+    is_tuple = isinstance(v, tuple)
+    items = v if is_tuple else (v,)
     out = []
     for i, x in enumerate(items):
         if type(x) is Tensor:
@@ -98,8 +101,9 @@ def as_v_tuple(v, fn):
             out.append(x)           # a scalar: allowed where the matching value has one element
             continue
         if not isinstance(x, np.ndarray):
+            where = f"the value at index {i}" if is_tuple else "the given v"
             raise TypeError(f"The v given to {fn} must be either an array or a tuple of arrays but "
-                            f"the value at index {i} has type {type(x)}.")
+                            f"{where} has type {type(x)}.")
         if x.dtype.kind not in "fiu":
             raise TypeError(f"The v given to {fn} must be real-valued, but entry {i} has dtype {x.dtype}.")
         out.append(x)
@@ -107,7 +111,11 @@ def as_v_tuple(v, fn):
 
 
 def value_shape(x):
-    return (x._v if type(x) is Tensor else x).shape
+    return np.shape(x._v if type(x) is Tensor else x)
+
+
+def value_size(x):
+    return math.prod(value_shape(x))
 
 
 def validate_v(v, other, is_other_tuple):
@@ -122,7 +130,7 @@ def validate_v(v, other, is_other_tuple):
     for idx, (el_v, el_other) in enumerate(zip(v, other)):
         shape = np.shape(el_other._v if type(el_other) is Tensor else el_other)
         if isinstance(el_v, (float, int, np.number)) and not isinstance(el_v, np.ndarray):
-            if int(np.prod(shape)) != 1:
+            if math.prod(shape) != 1:
                 prepend = f"Entry {idx} in " if is_other_tuple else ""
                 raise RuntimeError(f"{prepend}v has invalid size: should be {_shape_str(shape)} but "
                                    "got a scalar.")
@@ -215,9 +223,64 @@ def check_outputs_require_grad(call, outputs, strict):
     nodes = [output_node(call, y) for y in outputs]
     for i, ok in enumerate(call.requires_grad(nodes)):
         if not ok:
-            raise RuntimeError(f"Output {i} of the user-provided function does not require gradients."
-                               " The outputs must be computed in a differentiable manner from the input"
-                               " when running in strict mode.")
+            raise RuntimeError(OUTPUT_NOT_REQUIRING_GRAD.format(i))
+
+
+OUTPUT_NOT_REQUIRING_GRAD = (
+    "Output {} of the user-provided function does not require gradients. The outputs must be "
+    "computed in a differentiable manner from the input when running in strict mode.")
+
+
+def requires_grad(y):
+    """Does ``y`` depend on an input of a call recording on the current tape (PyTorch's requires_grad)?"""
+    tape = current_tape()
+    if type(y) is not Tensor or tape is None or y._tape is not tape:
+        return False
+    return bool(varying_nodes(tape, tape.input_nodes, 0, tape.n_ops)[y._node])
+
+
+def reaches(call, from_nodes, end):
+    """Mask of the nodes that depend on ``from_nodes`` through the call's ops ``[begin, end)``."""
+    return varying_nodes(call.tape, from_nodes, call.begin, end)
+
+
+def plain(v):
+    """A seed/tangent as plain numbers (a Tensor's values; no derivative is wanted through it)."""
+    return v._v if type(v) is Tensor else v
+
+
+def result_dtype(y, tape):
+    """The floating dtype of a derivative shaped like ``y`` (its own dtype; the tape's for ints)."""
+    dt = np.result_type(plain(y))
+    return dt if dt in FLOAT_DTYPES else tape.dtype
+
+
+def const_tensor(tape, value):
+    """``value`` as a constant node of ``tape`` (a Tensor through which nothing flows)."""
+    value = value[()] if type(value) is np.ndarray and value.ndim == 0 else value
+    return wrap(value, tape, tape.add_node(value))
+
+
+def seed_tensor(tape, v):
+    """A seed for the differentiable sweep: ``v`` itself when on ``tape``, else a constant."""
+    if type(v) is Tensor:
+        return v if v._tape is tape else const_tensor(tape, v._v)
+    return const_tensor(tape, np.asarray(v, tape.dtype))
+
+
+def cast_tensor(g, dtype):
+    if g.dtype == dtype:
+        return g
+    from ..tensor.numpy_api import astype
+    return astype(g, dtype)
+
+
+def default_v(inputs):
+    """``v`` when omitted (jvp, hvp, vhp): allowed for one input with one element only."""
+    if len(inputs) != 1 or value_size(inputs[0]) != 1:
+        raise RuntimeError("The vector v can only be None if the input to the user-provided function "
+                           "is a single Tensor with a single element.")
+    return (np.ones(value_shape(inputs[0]), inputs[0].dtype),)
 
 
 def detach_value(y):
@@ -234,3 +297,9 @@ def detach_value(y):
 
 def postprocess(values, is_tuple):
     return tuple(values) if is_tuple else values[0]
+
+
+def nested_postprocess(rows, is_outer_tuple, is_inner_tuple):
+    """PyTorch's ``_tuple_postprocess(res, (outer, inner))`` for a list of lists."""
+    res = [tuple(r) if is_inner_tuple else r[0] for r in rows]
+    return tuple(res) if is_outer_tuple else res[0]

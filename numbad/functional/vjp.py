@@ -6,9 +6,10 @@ import numpy as np
 from .. import sweeps
 from ..tape import current_tape
 from ..tensor.backward import backward
-from ..tensor.core import Tensor, stop_gradient, wrap
-from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, check_outputs_require_grad,
-                      detach_value, output_node, postprocess, validate_v, value_shape)
+from ..tensor.core import Tensor, stop_gradient
+from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
+                      check_outputs_require_grad, const_tensor, detach_value, output_node, postprocess,
+                      seed_tensor, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
@@ -41,7 +42,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     if v is not None:
         v = validate_v(as_v_tuple(v, "vjp"), outputs, is_outputs_tuple)
     else:
-        if len(outputs) != 1 or int(np.prod(value_shape(outputs[0]))) != 1:
+        if len(outputs) != 1 or value_size(outputs[0]) != 1:
             raise RuntimeError("The vector v can only be None if the user-provided function returns "
                                "a single Tensor with a single element.")
         v = (np.ones(value_shape(outputs[0]), tape.dtype),)
@@ -56,8 +57,8 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     in_recording = tape.replayable and not create_graph
     if create_graph or in_recording:
         grads = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes,
-                                             [(n, _seed_tensor(tape, vi)) for n, vi in seeds]))
-        grads = [None if g is None else _cast_tensor(g, x) for g, x in zip(grads, inputs)]
+                                             [(n, seed_tensor(tape, vi)) for n, vi in seeds]))
+        grads = [None if g is None else cast_tensor(g, x.dtype) for g, x in zip(grads, inputs)]
     else:
         raw = sweeps.reverse(tape, call.begin, end, call.input_nodes,
                              [(n, vi._v if type(vi) is Tensor else vi) for n, vi in seeds])
@@ -72,7 +73,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                                    f"input {i}. This is not allowed in strict mode.")
             g = np.zeros(value_shape(x), x.dtype)
             if create_graph or in_recording:
-                g = _const(tape, g)
+                g = const_tensor(tape, g)
         elif strict and create_graph and not call.requires_grad([g._node])[0]:
             raise RuntimeError("The jacobian of the user-provided function is independent of "
                                f"input {i}. This is not allowed in strict mode when create_graph=True.")
@@ -89,21 +90,3 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
             del outputs, call
             tape.release()
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
-
-
-def _seed_tensor(tape, v):
-    if type(v) is Tensor:
-        return v if v._tape is tape else _const(tape, v._v)
-    return _const(tape, np.asarray(v, tape.dtype))
-
-
-def _const(tape, value):
-    value = value[()] if type(value) is np.ndarray and value.ndim == 0 else value
-    return wrap(value, tape, tape.add_node(value))
-
-
-def _cast_tensor(g, x):
-    if g.dtype == x.dtype:
-        return g
-    from ..tensor.numpy_api import astype
-    return astype(g, x.dtype)

@@ -121,8 +121,11 @@ def _elementwise_reverse(op, lanes):
             span = "n" if op.arity == 1 else f"n if s{nm} else 1"
             lines += [f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)",
                       "    for i in range(n):"]
+            # lane blocks as views: LLVM vectorizes loops over two views (a runtime overlap
+            # check), not over two index expressions into one array
             lines += _indent(loads + [f"d = {d}", f"p = ({own}) * L", "q = (yo + i) * L",
-                                      "for j in range(L):", "    adj[p + j] += adj[q + j] * d"], 8)
+                                      "ap = adj[p:p + L]", "aq = adj[q:q + L]",
+                                      "for j in range(L):", "    ap[j] += aq[j] * d"], 8)
         else:
             # a broadcast operand (stride 0) sums into one slot: only its first write overwrites
             first = "acc" if op.arity == 1 else f"acc or i * (1 - s{nm}) > 0"
@@ -138,10 +141,11 @@ def _elementwise_tangent(op, lanes):
     lines = _operand_setup(op) + [f"v{nm} = varying[{node}]" for nm, node, _ in diff]
     body = _loads(op, [d for _, _, d in diff])
     if lanes:
-        body += ["q = (yo + i) * L", "for j in range(L):", "    tan[q + j] = 0.0"]
+        # lane blocks as views, as in the reverse sweep
+        body += ["q = (yo + i) * L", "tq = tan[q:q + L]", "tq[:] = 0.0"]
         for nm, _, d in diff:
-            body += [f"if v{nm}:", f"    d = {d}", f"    p = ({_pos(op, nm)}) * L",
-                     "    for j in range(L):", "        tan[q + j] += tan[p + j] * d"]
+            body += [f"if v{nm}:", f"    d = {d}", f"    p = ({_pos(op, nm)}) * L", "    tp = tan[p:p + L]",
+                     "    for j in range(L):", "        tq[j] += tp[j] * d"]
     else:
         body += ["s = 0.0"]
         for nm, _, d in diff:

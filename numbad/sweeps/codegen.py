@@ -58,16 +58,31 @@ def _names(expr):
     return set(re.findall(r"\b[a-z_][a-z_0-9]*\b", expr or ""))
 
 
-def _loads(op, exprs):
-    """Lines loading the operand values (and the result ``y``) that ``exprs`` use."""
+def _used(op, exprs):
     used = set().union(*(_names(e) for e in exprs))
-    lines = []
-    for nm in op.operand_names():
-        if nm in used:
-            lines.append(f"{nm} = vals[{_pos(op, nm)}]")
-    if "y" in used:
-        lines.append("y = vals[yo + i]")
-    return lines
+    return [nm for nm in op.operand_names() + ("y",) if nm in used]
+
+
+def _span(op, nm):
+    return "n" if op.arity == 1 or nm == "y" else f"(n if s{nm} else 1)"
+
+
+def _value_views(op, exprs):
+    """Before the loop: views of the values that ``exprs`` use.
+
+    Loops over views vectorize (LLVM checks overlap once at run time); loops
+    indexing one big array with computed offsets do not.
+    """
+    return [f"v{nm} = vals[{nm}o:{nm}o + {_span(op, nm)}]" for nm in _used(op, exprs)]
+
+
+def _loads(op, exprs):
+    """Inside the loop: element ``i`` of each value that ``exprs`` use (size-1 operands broadcast)."""
+    return [f"{nm} = v{nm}[{_idx(op, nm)}]" for nm in _used(op, exprs)]
+
+
+def _idx(op, nm):
+    return "i" if op.arity == 1 or nm == "y" else f"i * s{nm}"
 
 
 def _pos(op, nm):
@@ -96,8 +111,8 @@ def _operands(op):
 # ----------------------------------------------------------------------------- branches per kind
 def _branch_forward(op):
     if op.kind in ("elementwise", "nondiff"):
-        return _operand_setup(op) + ["for i in range(n):"] + _indent(
-            _loads(op, [op.forward]) + [f"vals[yo + i] = {op.forward}"], 4)
+        return (_operand_setup(op) + _value_views(op, [op.forward]) + ["out = vals[yo:yo + n]",
+                "for i in range(n):"] + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
     return {
         "copy": ["K.copy(vals, node_off[na], vals, yo, n, 1, False)"],
         "gather": ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
@@ -114,43 +129,44 @@ def _elementwise_reverse(op, lanes):
     for nm, node, d in _operands(op):
         if d is None:
             continue
-        loads = _loads(op, [d])
-        own = _pos(op, nm)
         lines.append(f"if varying[{node}]:")
+        lines += _indent(_value_views(op, [d]), 4)
         if lanes:
             span = "n" if op.arity == 1 else f"n if s{nm} else 1"
             lines += [f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)",
                       "    for i in range(n):"]
-            # lane blocks as views: LLVM vectorizes loops over two views (a runtime overlap
-            # check), not over two index expressions into one array
-            lines += _indent(loads + [f"d = {d}", f"p = ({own}) * L", "q = (yo + i) * L",
-                                      "ap = adj[p:p + L]", "aq = adj[q:q + L]",
-                                      "for j in range(L):", "    ap[j] += aq[j] * d"], 8)
+            # lane blocks as views too
+            lines += _indent(_loads(op, [d]) + [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L",
+                                                "q = (yo + i) * L", "ap = adj[p:p + L]", "aq = adj[q:q + L]",
+                                                "for j in range(L):", "    ap[j] += aq[j] * d"], 8)
         else:
             # a broadcast operand (stride 0) sums into one slot: only its first write overwrites
             first = "acc" if op.arity == 1 else f"acc or i * (1 - s{nm}) > 0"
-            lines += [f"    acc = adj_set[{node}]", "    for i in range(n):"]
-            lines += _indent(loads + [f"p = {own}",
-                                      f"adj[p] = (adj[p] if {first} else 0.0) + adj[yo + i] * ({d})"], 8)
+            lines += [f"    acc = adj_set[{node}]", f"    ga = adj[{nm}o:{nm}o + {_span(op, nm)}]",
+                      "    gy = adj[yo:yo + n]", "    for i in range(n):"]
+            lines += _indent(_loads(op, [d]) + [f"p = {_idx(op, nm)}",
+                                                f"ga[p] = (ga[p] if {first} else 0.0) + gy[i] * ({d})"], 8)
         lines.append(f"    adj_set[{node}] = True")
     return lines
 
 
 def _elementwise_tangent(op, lanes):
     diff = [(nm, node, d) for nm, node, d in _operands(op) if d is not None]
-    lines = _operand_setup(op) + [f"v{nm} = varying[{node}]" for nm, node, _ in diff]
-    body = _loads(op, [d for _, _, d in diff])
+    exprs = [d for _, _, d in diff]
+    lines = (_operand_setup(op) + [f"on{nm} = varying[{node}]" for nm, node, _ in diff]
+             + _value_views(op, exprs))
+    body = _loads(op, exprs)
     if lanes:
-        # lane blocks as views, as in the reverse sweep
         body += ["q = (yo + i) * L", "tq = tan[q:q + L]", "tq[:] = 0.0"]
         for nm, _, d in diff:
-            body += [f"if v{nm}:", f"    d = {d}", f"    p = ({_pos(op, nm)}) * L", "    tp = tan[p:p + L]",
-                     "    for j in range(L):", "        tq[j] += tp[j] * d"]
-    else:
-        body += ["s = 0.0"]
-        for nm, _, d in diff:
-            body += [f"if v{nm}:", f"    s += tan[{_pos(op, nm)}] * ({d})"]
-        body += ["tan[yo + i] = s"]
+            body += [f"if on{nm}:", f"    d = {d}", f"    p = ({nm}o + {_idx(op, nm)}) * L",
+                     "    tp = tan[p:p + L]", "    for j in range(L):", "        tq[j] += tp[j] * d"]
+        return lines + ["for i in range(n):"] + _indent(body, 4)
+    lines += [f"t{nm} = tan[{nm}o:{nm}o + {_span(op, nm)}]" for nm, _, _ in diff] + ["ty = tan[yo:yo + n]"]
+    body += ["s = 0.0"]
+    for nm, _, d in diff:
+        body += [f"if on{nm}:", f"    s += t{nm}[{_idx(op, nm)}] * ({d})"]
+    body += ["ty[i] = s"]
     return lines + ["for i in range(n):"] + _indent(body, 4)
 
 
@@ -201,22 +217,26 @@ def _branch_tangent(op, lanes):
 # innermost loops run across lanes, where the compiler vectorizes them.
 
 def _lane_loads(op, exprs):
-    used = set().union(*(_names(e) for e in exprs))
-    lines = [f"{nm} = vals[p{nm} + j]" for nm in op.operand_names() if nm in used]
-    if "y" in used:
-        lines.append("y = vals[q + j]")
-    return lines
+    return [f"{nm} = l{nm}[j]" for nm in _used(op, exprs)]
+
+
+def _lane_views(op, exprs):
+    """Inside the element loop: lane blocks (views) of the values ``exprs`` use."""
+    pos = {nm: f"p{nm}" for nm in op.operand_names()}
+    pos["y"] = "q"
+    return [f"l{nm} = vals[{pos[nm]}:{pos[nm]} + L]" for nm in _used(op, exprs)]
 
 
 def _lane_positions(op):
-    return [f"p{nm} = ({_pos(op, nm)}) * L" for nm in op.operand_names()] + ["q = (yo + i) * L"]
+    return [f"p{nm} = ({nm}o + {_idx(op, nm)}) * L" for nm in op.operand_names()] + ["q = (yo + i) * L"]
 
 
 def _branch_forward_batch(op):
     if op.kind in ("elementwise", "nondiff"):
-        body = _lane_loads(op, [op.forward]) + [f"vals[q + j] = {op.forward}"]
+        body = _lane_loads(op, [op.forward]) + [f"ly[j] = {op.forward}"]
+        views = [v for v in _lane_views(op, [op.forward]) if not v.startswith("ly ")]
         return _operand_setup(op) + ["for i in range(n):"] + _indent(
-            _lane_positions(op) + ["for j in range(L):"] + _indent(body, 4), 4)
+            _lane_positions(op) + views + ["ly = vals[q:q + L]", "for j in range(L):"] + _indent(body, 4), 4)
     return {
         "copy": ["K.copy(vals, node_off[na], vals, yo, n, L, False)"],
         "gather": ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, L, False, ws)"],
@@ -237,8 +257,9 @@ def _branch_reverse_batch(op):
             span = "n" if op.arity == 1 else f"n if s{nm} else 1"
             lines += [f"if varying[{node}]:", f"    if not adj_set[{node}]:",
                       f"        K.fill_zero(adj, {nm}o, {span}, L)", "    for i in range(n):"]
-            lines += _indent(_lane_positions(op) + ["for j in range(L):"] + _indent(
-                _lane_loads(op, [d]) + [f"adj[p{nm} + j] += adj[q + j] * ({d})"], 4), 8)
+            lines += _indent(_lane_positions(op) + _lane_views(op, [d])
+                             + [f"g{nm} = adj[p{nm}:p{nm} + L]", "gy = adj[q:q + L]", "for j in range(L):"]
+                             + _indent(_lane_loads(op, [d]) + [f"g{nm}[j] += gy[j] * ({d})"], 4), 8)
             lines.append(f"    adj_set[{node}] = True")
         return lines
     if op.kind == "matmul":
@@ -255,13 +276,16 @@ def _branch_reverse_batch(op):
 def _branch_tangent_batch(op):
     if op.kind == "elementwise":
         diff = [(nm, node, d) for nm, node, d in _operands(op) if d is not None]
-        lines = _operand_setup(op) + [f"v{nm} = varying[{node}]" for nm, node, _ in diff]
-        body = _lane_loads(op, [d for _, _, d in diff]) + ["s = 0.0"]
+        lines = _operand_setup(op) + [f"on{nm} = varying[{node}]" for nm, node, _ in diff]
+        exprs = [d for _, _, d in diff]
+        body = _lane_loads(op, exprs) + ["s = 0.0"]
         for nm, _, d in diff:
-            body += [f"if v{nm}:", f"    s += tan[p{nm} + j] * ({d})"]
-        body += ["tan[q + j] = s"]
+            body += [f"if on{nm}:", f"    s += t{nm}[j] * ({d})"]
+        body += ["ty[j] = s"]
+        views = _lane_views(op, exprs) + [f"t{nm} = tan[p{nm}:p{nm} + L]" for nm, _, _ in diff] + \
+            ["ty = tan[q:q + L]"]
         return lines + ["for i in range(n):"] + _indent(
-            _lane_positions(op) + ["for j in range(L):"] + _indent(body, 4), 4)
+            _lane_positions(op) + views + ["for j in range(L):"] + _indent(body, 4), 4)
     if op.kind == "matmul":
         return ["K.matmul_batch_jvp(vals, node_off[na], node_off[nb], tan, varying[na], varying[nb], yo, ip, ia, L)"]
     return _branch_tangent(op, True)

@@ -15,9 +15,7 @@ Two families, following the two ways numbad uses a GPU (``docs/cuda.md``):
 Strided maps and index maps are read from the tape's integer pool ``ip``
 (layouts in :mod:`numbad.ops.structural`).
 """
-import math
-
-from numba import cuda, float64, int64
+from numba import cuda, float64
 from numba.core import config
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)

@@ -29,7 +29,7 @@ import numpy as np
 from ..ops import BY_CODE
 from ..sweeps.kernels import matmul_vjp_plan
 from . import require
-from .plan import ASM_PART, C_FLAGS, GUARD, VARY, Plan
+from .plan import ASM_PART, GUARD, VARY, Plan
 
 #: Upper bound on the samples of one ensemble launch (``None``: as many as memory allows).
 MAX_LANES = None

@@ -300,7 +300,7 @@ class Tape:
     """
 
     def __init__(self, branches, in_shapes, in_dtypes, is_inputs_tuple, is_outputs_tuple,
-                 func=None, retrace=False):
+                 func=None, retrace=False, device="cpu"):
         self._branches = collections.OrderedDict((id(b), b) for b in branches)
         self.in_shapes = [tuple(s) for s in in_shapes]
         self.in_dtypes = [np.dtype(d) for d in in_dtypes]
@@ -308,6 +308,41 @@ class Tape:
         self.is_outputs_tuple = is_outputs_tuple
         self.func = func
         self.retrace = retrace
+        self.device = device          # "cpu", or "cuda": replays run as numba.cuda kernels
+
+    def to(self, device):
+        """This tape on ``device`` (``"cpu"`` or ``"cuda"``): the same recorded branches, replayed there.
+
+        On ``"cuda"`` every replay runs as numba.cuda kernels (``docs/cuda.md``);
+        inputs may then be numpy or CUDA arrays, and results are numpy arrays, or
+        device arrays with ``to_host=False``. Raises :class:`numbad.cuda.CudaUnavailable`
+        saying why where CUDA cannot run.
+
+        >>> import numpy as np, numbad as nb
+        >>> tape = nb.record(lambda x: np.sum(np.sin(x)), np.zeros(3))
+        >>> tape.to("cpu") is tape
+        True
+        """
+        from .cuda import check_device
+        if check_device(device) == self.device:
+            return self
+        if device == "cuda":
+            from .cuda import require
+            from .cuda.runtime import device_branch
+            require()
+            device_branch(self.branches[0])     # upload now: errors surface here, not mid-replay
+        other = Tape([], self.in_shapes, self.in_dtypes, self.is_inputs_tuple, self.is_outputs_tuple,
+                     func=self.func, retrace=self.retrace, device=device)
+        other._branches = self._branches        # shared: a branch retraced on one serves both
+        return other
+
+    def _on_device(self, to_host):
+        if to_host not in (True, False):
+            raise TypeError(f"to_host must be True or False, got {to_host!r}")
+        if self.device == "cpu":
+            return None
+        from .cuda import api
+        return api
 
     # ----------------------------------------------------------------------- inputs and outputs
     @property
@@ -326,24 +361,30 @@ class Tape:
                             f"{len(items)}")
         flat = []
         for i, (x, shape, dt) in enumerate(zip(items, self.in_shapes, self.in_dtypes)):
-            if isinstance(x, float) and shape == () and dt == np.float64 and batch is None:
-                x = np.asarray(x)
-            if not isinstance(x, np.ndarray):
-                raise TypeError(f"input {i} must be a numpy array of shape {shape} and dtype {dt} "
-                                f"(as recorded), got {type(x).__name__}")
-            want = shape if batch is None else (batch,) + shape
-            if x.shape != want or x.dtype != dt:
-                rec = f"shape {shape} and dtype {dt}"
-                got = f"shape {x.shape} and dtype {x.dtype}"
-                if batch is not None:
-                    rec = f"a leading batch axis of {batch} then {rec}"
-                raise ValueError(f"input {i} has {got}, but the tape was recorded with {rec}")
+            x = self._check_input(x, i, shape, dt, what, batch)
             flat.append(x.reshape(-1) if batch is None else x.reshape(batch, -1))
         dtype = self._dtype()
         if batch is None:
             return np.concatenate(flat).astype(dtype, copy=False) if len(flat) != 1 \
                 else flat[0].astype(dtype, copy=False)
         return np.ascontiguousarray(np.concatenate(flat, axis=1), dtype)
+
+    @staticmethod
+    def _check_input(x, i, shape, dt, what, batch=None):
+        """Input ``i`` as a numpy array of the recorded shape and dtype, or a clear error."""
+        if isinstance(x, float) and shape == () and dt == np.float64 and batch is None:
+            x = np.asarray(x)
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"input {i} must be a numpy array of shape {shape} and dtype {dt} "
+                            f"(as recorded), got {type(x).__name__}")
+        want = shape if batch is None else (batch,) + shape
+        if x.shape != want or x.dtype != dt:
+            rec = f"shape {shape} and dtype {dt}"
+            got = f"shape {x.shape} and dtype {x.dtype}"
+            if batch is not None:
+                rec = f"a leading batch axis of {batch} then {rec}"
+            raise ValueError(f"input {i} has {got}, but the tape was recorded with {rec}")
+        return x
 
     def _dtype(self):
         return next(iter(self._branches.values())).template.dtype
@@ -388,12 +429,18 @@ class Tape:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     # ----------------------------------------------------------------------- running branches
-    def _run(self, method, x, *args, inputs=None, retrace=None):
-        """Run ``method`` on the branch whose guards hold; retrace or raise otherwise."""
+    def _run(self, method, x, *args, inputs=None, retrace=None, impl=None):
+        """Run ``method`` on the branch whose guards hold; retrace or raise otherwise.
+
+        ``impl(branch)`` gives the object that runs the branch (default: the CPU
+        branch itself; :mod:`numbad.cuda` passes its device twin); ``inputs`` may be a
+        function returning them (host copies are only needed to retrace).
+        """
         retrace = self.retrace if retrace is None else retrace
+        impl = impl or (lambda b: b)
         first_failure = None
         for key, branch in reversed(list(self._branches.items())):
-            result = getattr(branch, method)(x, *args)
+            result = getattr(impl(branch), method)(x, *args)
             status, vals = result[0], result[1]
             if status < 0:
                 self._branches.move_to_end(key)
@@ -405,8 +452,8 @@ class Tape:
         if self.func is None:
             raise BranchChanged(first_failure + " (this tape was loaded from a file, so it cannot "
                                 "record new branches)")
-        branch = self._record_branch(inputs)
-        result = getattr(branch, method)(x, *args)
+        branch = self._record_branch(inputs() if callable(inputs) else inputs)
+        result = getattr(impl(branch), method)(x, *args)
         if result[0] >= 0:      # pragma: no cover - a fresh recording holds its own guards
             raise BranchChanged(branch.describe_failure(result[0], result[1]))
         return branch, result[2:]
@@ -420,21 +467,33 @@ class Tape:
         return branch
 
     # ----------------------------------------------------------------------- public replays
-    def __call__(self, inputs, retrace=None):
+    def __call__(self, inputs, retrace=None, to_host=True):
         """Replay the function: its outputs for new input values."""
+        api = self._on_device(to_host)
+        if api:
+            return api.call(self, inputs, retrace, to_host)
         x = self._pack(inputs, "the tape")
         branch, (out,) = self._run("forward", x, inputs=inputs, retrace=retrace)
         return self._unpack_outputs(branch, out)
 
-    def vjp(self, inputs, v=None, retrace=None):
-        """``(outputs, v^T J)`` like :func:`numbad.vjp`, from one njit replay."""
+    def vjp(self, inputs, v=None, retrace=None, to_host=True):
+        """``(outputs, v^T J)`` like :func:`numbad.vjp`, from one njit replay.
+
+        On a CUDA tape (:meth:`to`) ``to_host=False`` returns device arrays.
+        """
+        api = self._on_device(to_host)
+        if api:
+            return api.vjp(self, inputs, v, retrace, to_host)
         x = self._pack(inputs, "tape.vjp")
         vflat = self._pack_v(self.branches[0], v, "vjp")
         branch, (out, grad) = self._run("vjp", x, vflat, inputs=inputs, retrace=retrace)
         return self._unpack_outputs(branch, out), self._unpack_inputs(grad)
 
-    def jvp(self, inputs, v=None, retrace=None):
+    def jvp(self, inputs, v=None, retrace=None, to_host=True):
         """``(outputs, J v)`` like :func:`numbad.jvp`, by the njit tangent sweep."""
+        api = self._on_device(to_host)
+        if api:
+            return api.jvp(self, inputs, v, retrace, to_host)
         x = self._pack(inputs, "tape.jvp")
         if v is None:
             if len(self.in_shapes) != 1 or int(np.prod(self.in_shapes[0])) != 1:
@@ -455,6 +514,9 @@ class Tape:
         One replay sweeps blocks of up to 256 cotangents (or tangents, when the
         inputs are fewer than the outputs) at once.
         """
+        api = self._on_device(True)
+        if api:
+            return api.jacobian(self, inputs, retrace)
         x = self._pack(inputs, "tape.jacobian")
         branch, _ = self._run("forward", x, inputs=inputs, retrace=retrace)
         n_in, n_out = branch.in_total(), branch.out_total()
@@ -490,12 +552,16 @@ class Tape:
             rows.append(postprocess(cols, self.is_inputs_tuple))
         return postprocess(rows, self.is_outputs_tuple)
 
-    def batch_vjp(self, inputs, v=None, retrace=None):
+    def batch_vjp(self, inputs, v=None, retrace=None, device=None, to_host=True):
         """``vjp`` for every sample of a leading batch axis, replayed in parallel.
 
         Every input and every cotangent carries the batch axis first; the result
-        equals a loop of ``tape.vjp`` calls.
+        equals a loop of ``tape.vjp`` calls. ``device="cuda"`` (or a tape moved
+        with :meth:`to`) runs one GPU thread per sample.
         """
+        api = self._batch_device(device, to_host)
+        if api:
+            return api.batch(self, "vjp", inputs, v, retrace, to_host)
         B = self._batch_size(inputs)
         X = self._pack(inputs, "tape.batch_vjp", batch=B)
         branch = self.branches[0]
@@ -507,8 +573,11 @@ class Tape:
         self._redo_failed(status, branch, inputs, v, retrace, "vjp", out, grad)
         return self._unpack_outputs(branch, out, B), self._unpack_inputs(grad, B)
 
-    def batch_jvp(self, inputs, v, retrace=None):
-        """``jvp`` for every sample of a leading batch axis, replayed in parallel."""
+    def batch_jvp(self, inputs, v, retrace=None, device=None, to_host=True):
+        """``jvp`` for every sample of a leading batch axis, replayed in parallel (see :meth:`batch_vjp`)."""
+        api = self._batch_device(device, to_host)
+        if api:
+            return api.batch(self, "jvp", inputs, v, retrace, to_host)
         B = self._batch_size(inputs)
         X = self._pack(inputs, "tape.batch_jvp", batch=B)
         T = self._pack(v, "the tangents of tape.batch_jvp", batch=B)
@@ -519,6 +588,12 @@ class Tape:
         _ensemble(branch, "batch_jvp", "jvp", (X, T, out, jv, status), B)
         self._redo_failed(status, branch, inputs, v, retrace, "jvp", out, jv)
         return self._unpack_outputs(branch, out, B), self._unpack_outputs(branch, jv, B)
+
+    def _batch_device(self, device, to_host):
+        if device is None:
+            return self._on_device(to_host)
+        from .cuda import check_device
+        return self.to(check_device(device))._on_device(to_host)
 
     def _batch_size(self, inputs):
         first = inputs[0] if self.is_inputs_tuple and isinstance(inputs, tuple) else inputs
@@ -608,8 +683,9 @@ class Tape:
 
     def __repr__(self):
         b = self.branches[0]
+        on = "" if self.device == "cpu" else f", on {self.device}"
         return (f"<numbad.Tape: {b.ops.shape[0]} ops, {len(self.in_shapes)} inputs, "
-                f"{len(self._branches)} branch(es), {b.g_op.shape[0]} guards>")
+                f"{len(self._branches)} branch(es), {b.g_op.shape[0]} guards{on}>")
 
     # ----------------------------------------------------------------------- persistence
     def _to_arrays(self):
@@ -683,12 +759,13 @@ def _record_branch(func, inputs):
     return Branch.freeze(call.tape, call.input_nodes, outputs), is_outputs_tuple
 
 
-def record(func, example_inputs, retrace=False):
+def record(func, example_inputs, retrace=False, device="cpu"):
     """Run ``func`` once on ``example_inputs`` and return the replayable :class:`Tape`.
 
     Python control flow is recorded as the branch taken, each value-dependent
     decision as a guard; ``retrace=True`` makes replays record new branches
-    instead of raising :class:`BranchChanged`.
+    instead of raising :class:`BranchChanged`. The recording runs on the CPU;
+    ``device="cuda"`` returns the tape moved to the GPU (``tape.to("cuda")``).
 
     >>> import numpy as np, numbad as nb
     >>> def f(x):
@@ -701,9 +778,12 @@ def record(func, example_inputs, retrace=False):
     ...
     numbad.recorded.BranchChanged: a branch decided by a comparison at ...
     """
+    from .cuda import check_device
+    check_device(device)
     is_inputs_tuple, inputs = as_input_tuple(example_inputs, "record")
     branch, is_outputs_tuple = _record_branch(func, inputs)
     shapes = [np.shape(x._v if type(x) is Tensor else x) for x in inputs]
     dtypes = [x.dtype for x in inputs]
-    return Tape([branch], shapes, dtypes, is_inputs_tuple, is_outputs_tuple, func=func, retrace=retrace)
+    tape = Tape([branch], shapes, dtypes, is_inputs_tuple, is_outputs_tuple, func=func, retrace=retrace)
+    return tape.to(device)
 

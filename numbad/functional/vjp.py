@@ -12,7 +12,7 @@ from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_te
                       seed_tensor, validate_v, value_shape, value_size)
 
 
-def vjp(func, inputs, v=None, create_graph=False, strict=False):
+def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to_host=True):
     """The output of ``func(*inputs)`` and the vector-Jacobian product ``v^T J``.
 
     Semantics are those of ``torch.autograd.functional.vjp``: ``inputs`` is an
@@ -20,6 +20,11 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     outputs and may be omitted when ``func`` returns a single element,
     ``strict=True`` rejects inputs that the outputs do not depend on, and
     ``create_graph=True`` returns differentiable :class:`numbad.Tensor` objects.
+
+    ``device="cuda"`` records ``func`` on the CPU as usual, then replays the
+    tape and runs the reverse sweep as numba.cuda kernels (``docs/cuda.md``);
+    ``to_host=False`` then returns device arrays. To differentiate the same
+    function many times, record it once: ``nb.record(func, x, device="cuda")``.
 
     >>> import numpy as np, numbad as nb
     >>> def exp_reducer(x):
@@ -31,6 +36,10 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     array([[1., 1.],
            [1., 1.]])
     """
+    from ..cuda import check_device
+    if check_device(device) == "cuda":
+        from ..cuda.api import functional_vjp
+        return functional_vjp(func, inputs, v, create_graph, strict, to_host)
     is_inputs_tuple, inputs = as_input_tuple(inputs, "vjp")
     call = Call(inputs, create_graph)
     tape = call.tape

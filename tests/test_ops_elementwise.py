@@ -28,7 +28,7 @@ SPECIAL = {"erf": (nb.special.erf, torch.erf), "erfc": (nb.special.erfc, torch.e
            "gammaln": (nb.special.gammaln, torch.lgamma), "expit": (nb.special.expit, torch.sigmoid),
            "logit": (nb.special.logit, torch.logit),
            "softplus": (nb.special.softplus, torch.nn.functional.softplus)}
-NO_TORCH = {"cbrt", "heaviside", "round_decimals"}     # PyTorch has no (differentiable) counterpart
+NO_TORCH = {"cbrt", "heaviside", "round_decimals", "floor_divide"}   # PyTorch has no (differentiable) one
 
 
 def case(op, shapes, rng):
@@ -45,6 +45,9 @@ def case(op, shapes, rng):
     args = [rng.uniform(*dom, size=shape) for dom, shape in zip(op.domain, shapes)]
     if op.name in SPECIAL:
         return SPECIAL[op.name] + (args,)
+    if op.name == "sqrt_subgrad":       # np.linalg.norm's sqrt: PyTorch's sqrt away from 0
+        from numbad.tensor.linalg import sqrt_subgrad
+        return sqrt_subgrad, torch.sqrt, args
     if op.name == "clip":
         return (lambda a, b, c: np.clip(a, b, c)), (lambda a, b, c: torch.clamp(a, b, c)), args
     if op.name in NO_TORCH:

@@ -20,6 +20,16 @@ the tape's integer pool are
 * ``assemble`` (concatenate/stack): ``nparts, out_size`` then per part its
   node and the offset of a strided map placing it in the output.
 * ``copy``: identity on the flat data (reshape, ravel).
+* segment ops (``extreme``, ``scan_sum``, ``cumprod``, ``arg_extreme``, ``argsort``):
+  ``O, R, I``: the operand viewed as ``(O, R, I)`` in C order, the op working
+  along the middle axis (any one axis, or several adjacent ones, of the
+  array); ``take_along``/``put_along`` add ``Q``, the length of the index
+  node's middle axis, and read their integer indices from a node (operand
+  ``b``), so that a replay recomputes them (``np.sort`` is ``take_along`` of
+  ``argsort``).
+* ``assign`` (``t[idx] = v``): ``count, out_size, idx[count]`` (the layout of
+  ``take``, distinct positions): the base (operand ``a``) with positions
+  ``idx`` overwritten by the part (operand ``b``; one element broadcasts).
 """
 from .registry import structural
 
@@ -43,3 +53,37 @@ structural("matmul", 205, "matmul", 2, numpy=("np.matmul", "@", "np.dot", "ndarr
            doc="batched matrix product through BLAS")
 structural("assemble", 206, "assemble", -1, numpy=("np.concatenate", "np.stack", "np.hstack", "np.vstack"),
            torch=("cat", "stack"), doc="places parts into one output")
+
+_TIES = ("the derivative is split evenly among the elements equal to the result "
+         "(PyTorch's amax/amin); a NaN result passes it to the NaNs")
+structural("amax", 207, "extreme", 1, param=1,
+           numpy=("np.amax", "np.max", "ndarray.max", "np.maximum.reduce"), torch=("amax", "max"),
+           doc="largest element along axes", kink=_TIES)
+structural("amin", 208, "extreme", 1, param=-1,
+           numpy=("np.amin", "np.min", "ndarray.min", "np.minimum.reduce"), torch=("amin", "min"),
+           doc="smallest element along axes", kink=_TIES)
+structural("cumsum", 209, "scan_sum", 1, param=0, numpy=("np.cumsum", "ndarray.cumsum", "np.add.accumulate"),
+           torch=("cumsum",), doc="running sum along an axis")
+structural("cumsum_reverse", 210, "scan_sum", 1, param=1,
+           doc="running sum from the end of an axis: cumsum's transpose, and its derivative")
+structural("cumprod", 211, "cumprod", 1,
+           numpy=("np.cumprod", "ndarray.cumprod", "np.multiply.accumulate", "np.prod"),
+           torch=("cumprod", "prod"), doc="running product along an axis (np.prod is its last element)",
+           kink="exact at zeros: O(n) in the fast sweep; with create_graph and a zero input "
+                "an O(n^2) rule that stays exact at higher order (PyTorch's)")
+structural("take_along", 212, "take_along", 2, nondiff_args=(1,),
+           numpy=("np.take_along_axis", "np.sort", "ndarray.sort"), torch=("take_along_dim", "gather", "sort"),
+           doc="read along an axis at indices held by a node (recomputed on replay)")
+structural("put_along", 213, "put_along", 2, nondiff_args=(1,), torch=("scatter_add",),
+           doc="accumulate along an axis at indices held by a node: take_along's transpose")
+structural("assign", 214, "assign", 2, numpy=("x[idx] = v", "x += v"), torch=("__setitem__", "add_"),
+           doc="a new version of an array with some positions overwritten",
+           kink="overwritten positions pass no derivative to the old version")
+structural("argmax", 1100, "arg_extreme", 1, param=1, dtype_out="int64",
+           numpy=("np.argmax", "ndarray.argmax"), torch=("argmax",),
+           doc="index of the first largest element (NaN first)", kink="integer result: no derivative")
+structural("argmin", 1101, "arg_extreme", 1, param=-1, dtype_out="int64",
+           numpy=("np.argmin", "ndarray.argmin"), torch=("argmin",),
+           doc="index of the first smallest element (NaN first)", kink="integer result: no derivative")
+structural("argsort", 1102, "argsort", 1, dtype_out="int64", numpy=("np.argsort", "ndarray.argsort"),
+           torch=("argsort",), doc="stable sorting permutation (NaN last)", kink="integer result: no derivative")

@@ -92,19 +92,103 @@ def _operands(op):
 
 
 # ----------------------------------------------------------------------------- branches per kind
+def _one(call, node="na"):
+    """A reverse rule for one operand: only where it varies; its cotangent is then set."""
+    return [f"if varying[{node}]:", f"    {call}", f"    adj_set[{node}] = True"]
+
+
+# Structural kinds: ``kind -> (forward, reverse, tangent)``, each a function of
+# ``(op, L)`` returning the branch's lines (``L`` is "1" or "L"; forward ignores it).
+# Every kind must have all three: the interpreters are generated for every op.
+STRUCTURAL = {
+    "copy": (
+        lambda op, L: ["K.copy(vals, node_off[na], vals, yo, n, 1, False)"],
+        lambda op, L: _one(f"K.copy(adj, yo, adj, node_off[na], n, {L}, adj_set[na])"),
+        lambda op, L: [f"K.copy(tan, node_off[na], tan, yo, n, {L}, False)"]),
+    "gather": (
+        lambda op, L: ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
+        lambda op, L: _one(f"K.scatter_strided(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na], ws)"),
+        lambda op, L: [f"K.gather_strided(tan, node_off[na], tan, yo, ip, ia, {L}, False, ws)"]),
+    "scatter": (
+        lambda op, L: ["K.scatter_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
+        lambda op, L: _one(f"K.gather_strided(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na], ws)"),
+        lambda op, L: [f"K.scatter_strided(tan, node_off[na], tan, yo, ip, ia, {L}, False, ws)"]),
+    "take": (
+        lambda op, L: ["K.take(vals, node_off[na], vals, yo, ip, ia, 1, False)"],
+        lambda op, L: _one(f"K.put_add(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na])"),
+        lambda op, L: [f"K.take(tan, node_off[na], tan, yo, ip, ia, {L}, False)"]),
+    "put_add": (
+        lambda op, L: ["K.put_add(vals, node_off[na], vals, yo, ip, ia, 1, False)"],
+        lambda op, L: _one(f"K.take(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na])"),
+        lambda op, L: [f"K.put_add(tan, node_off[na], tan, yo, ip, ia, {L}, False)"]),
+    "matmul": (
+        lambda op, L: ["K.matmul_forward(vals, node_off[na], vals, node_off[nb], vals, yo, ip, ia, ws)"],
+        lambda op, L: (
+            _one(f"K.matmul_vjp(0, vals, node_off[na], node_off[nb], adj, yo, node_off[na], ip, ia, {L}, "
+                 "adj_set[na], ws)")
+            + _one(f"K.matmul_vjp(1, vals, node_off[na], node_off[nb], adj, yo, node_off[nb], ip, ia, {L}, "
+                   "adj_set[nb], ws)", "nb")),
+        lambda op, L: [f"K.matmul_jvp(vals, node_off[na], node_off[nb], tan, varying[na], node_off[na], "
+                       f"varying[nb], node_off[nb], yo, ip, ia, {L}, ws)"]),
+    "assemble": (
+        lambda op, L: ["K.assemble(vals, node_off, vals, yo, n, ip, ia, 1, ws)"],
+        lambda op, L: [f"K.assemble_vjp(adj, node_off, yo, ip, ia, {L}, varying, adj_set, ws)"],
+        lambda op, L: [f"K.assemble_tangent(tan, node_off, yo, n, ip, ia, {L}, varying, ws)"]),
+    "extreme": (
+        lambda op, L: [f"K.extreme(vals, node_off[na], vals, yo, ip, ia, {op.param}.0)"],
+        lambda op, L: _one(f"K.extreme_vjp(vals, node_off[na], yo, adj, yo, node_off[na], ip, ia, {L}, "
+                           "adj_set[na])"),
+        lambda op, L: [f"K.extreme_jvp(vals, node_off[na], yo, tan, node_off[na], yo, ip, ia, {L})"]),
+    "arg_extreme": (
+        lambda op, L: [f"K.arg_extreme(vals, node_off[na], vals, yo, ip, ia, {op.param}.0)"], None, None),
+    "argsort": (
+        lambda op, L: ["K.argsort(vals, node_off[na], vals, yo, ip, ia)"], None, None),
+    "scan_sum": (
+        lambda op, L: [f"K.scan_sum(vals, node_off[na], vals, yo, ip, ia, 1, {op.param}, False)"],
+        lambda op, L: _one(f"K.scan_sum(adj, yo, adj, node_off[na], ip, ia, {L}, {1 - op.param}, "
+                           "adj_set[na])"),
+        lambda op, L: [f"K.scan_sum(tan, node_off[na], tan, yo, ip, ia, {L}, {op.param}, False)"]),
+    "cumprod": (
+        lambda op, L: ["K.cumprod(vals, node_off[na], vals, yo, ip, ia)"],
+        lambda op, L: _one(f"K.cumprod_vjp(vals, node_off[na], yo, adj, yo, node_off[na], ip, ia, {L}, "
+                           "adj_set[na])"),
+        lambda op, L: [f"K.cumprod_jvp(vals, node_off[na], yo, tan, node_off[na], yo, ip, ia, {L})"]),
+    "take_along": (
+        lambda op, L: ["K.take_along(vals, node_off[na], vals, node_off[nb], vals, yo, ip, ia, 1, False)"],
+        lambda op, L: _one(f"K.put_along(adj, yo, vals, node_off[nb], adj, node_off[na], ip, ia, {L}, "
+                           "adj_set[na])"),
+        lambda op, L: [f"K.take_along(tan, node_off[na], vals, node_off[nb], tan, yo, ip, ia, {L}, False)"]),
+    "put_along": (
+        lambda op, L: ["K.put_along(vals, node_off[na], vals, node_off[nb], vals, yo, ip, ia, 1, False)"],
+        lambda op, L: _one(f"K.take_along(adj, yo, vals, node_off[nb], adj, node_off[na], ip, ia, {L}, "
+                           "adj_set[na])"),
+        lambda op, L: [f"K.put_along(tan, node_off[na], vals, node_off[nb], tan, yo, ip, ia, {L}, False)"]),
+    "assign": (
+        lambda op, L: ["K.assign(vals, node_off[na], vals, node_off[nb], node_size[nb], vals, yo, n, ip, ia, 1)"],
+        lambda op, L: [f"K.assign_vjp(adj, yo, n, varying[nb], node_off[nb], node_size[nb], adj_set[nb], "
+                       f"varying[na], node_off[na], adj_set[na], ip, ia, {L})",
+                       "adj_set[na] = adj_set[na] or varying[na]",
+                       "adj_set[nb] = adj_set[nb] or varying[nb]"],
+        lambda op, L: [f"K.assign_tangent(tan, varying[na], node_off[na], varying[nb], node_off[nb], "
+                       f"node_size[nb], yo, n, ip, ia, {L})"]),
+}
+
+
+def _structural(op, sweep, L="1"):
+    templates = STRUCTURAL.get(op.kind)
+    if templates is None:
+        raise ValueError(f"op {op.name!r}: no code templates for kind {op.kind!r} in codegen.STRUCTURAL")
+    make = templates[("forward", "reverse", "tangent").index(sweep)]
+    if make is None:
+        raise ValueError(f"op {op.name!r} of kind {op.kind!r} is differentiable but has no {sweep} template")
+    return make(op, L)
+
+
 def _branch_forward(op):
     if op.kind in ("elementwise", "nondiff"):
         return _operand_setup(op) + ["for i in range(n):"] + _indent(
             _loads(op, [op.forward]) + [f"vals[yo + i] = {op.forward}"], 4)
-    return {
-        "copy": ["K.copy(vals, node_off[na], vals, yo, n, 1, False)"],
-        "gather": ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
-        "scatter": ["K.scatter_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
-        "take": ["K.take(vals, node_off[na], vals, yo, ip, ia, 1, False)"],
-        "put_add": ["K.put_add(vals, node_off[na], vals, yo, ip, ia, 1, False)"],
-        "matmul": ["K.matmul_forward(vals, node_off[na], vals, node_off[nb], vals, yo, ip, ia, ws)"],
-        "assemble": ["K.assemble(vals, node_off, vals, yo, n, ip, ia, 1, ws)"],
-    }[op.kind]
+    return _structural(op, "forward")
 
 
 def _elementwise_reverse(op, lanes):
@@ -151,42 +235,13 @@ def _elementwise_tangent(op, lanes):
 def _branch_reverse(op, lanes):
     if op.kind == "elementwise":
         return _elementwise_reverse(op, lanes)
-    L = "L" if lanes else "1"
-
-    def one(call, node="na"):
-        return [f"if varying[{node}]:", f"    {call}", f"    adj_set[{node}] = True"]
-    if op.kind == "copy":
-        return one(f"K.copy(adj, yo, adj, node_off[na], n, {L}, adj_set[na])")
-    if op.kind == "gather":
-        return one(f"K.scatter_strided(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na], ws)")
-    if op.kind == "scatter":
-        return one(f"K.gather_strided(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na], ws)")
-    if op.kind == "take":
-        return one(f"K.put_add(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na])")
-    if op.kind == "put_add":
-        return one(f"K.take(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na])")
-    if op.kind == "matmul":
-        return (one(f"K.matmul_vjp(0, vals, node_off[na], node_off[nb], adj, yo, node_off[na], ip, ia, {L}, adj_set[na], ws)", "na")
-                + one(f"K.matmul_vjp(1, vals, node_off[na], node_off[nb], adj, yo, node_off[nb], ip, ia, {L}, adj_set[nb], ws)", "nb"))
-    if op.kind == "assemble":
-        return [f"K.assemble_vjp(adj, node_off, yo, ip, ia, {L}, varying, adj_set, ws)"]
-    raise ValueError(op.kind)
+    return _structural(op, "reverse", "L" if lanes else "1")
 
 
 def _branch_tangent(op, lanes):
     if op.kind == "elementwise":
         return _elementwise_tangent(op, lanes)
-    L = "L" if lanes else "1"
-    return {
-        "copy": [f"K.copy(tan, node_off[na], tan, yo, n, {L}, False)"],
-        "gather": [f"K.gather_strided(tan, node_off[na], tan, yo, ip, ia, {L}, False, ws)"],
-        "scatter": [f"K.scatter_strided(tan, node_off[na], tan, yo, ip, ia, {L}, False, ws)"],
-        "take": [f"K.take(tan, node_off[na], tan, yo, ip, ia, {L}, False)"],
-        "put_add": [f"K.put_add(tan, node_off[na], tan, yo, ip, ia, {L}, False)"],
-        "matmul": [f"K.matmul_jvp(vals, node_off[na], node_off[nb], tan, varying[na], node_off[na], "
-                   f"varying[nb], node_off[nb], yo, ip, ia, {L}, ws)"],
-        "assemble": [f"K.assemble_tangent(tan, node_off, yo, n, ip, ia, {L}, varying, ws)"],
-    }[op.kind]
+    return _structural(op, "tangent", "L" if lanes else "1")
 
 
 def _dispatch(ops, branch):

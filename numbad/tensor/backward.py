@@ -5,7 +5,10 @@ to :class:`Tensor` objects, so the cotangents are themselves recorded on the
 tape and can be differentiated again, to any order. The rules are the
 registry's: elementwise partials are the very expressions the njit sweep
 inlines, and each structural op's derivative is its registered transpose
-(gather <-> scatter, take <-> put_add, matmul -> matmuls).
+(gather <-> scatter, take <-> put_add, take_along <-> put_along, cumsum <->
+cumsum_reverse, matmul -> matmuls). Rules that depend on values (ties of a
+max, zeros of a cumprod) compute them with recorded comparisons, so that a
+replayed tape recomputes them too.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ _SCATTER = OPS["scatter"].code
 _GATHER = OPS["gather"].code
 _TAKE = OPS["take"].code
 _PUT_ADD = OPS["put_add"].code
+_TAKE_ALONG = OPS["take_along"].code
+_PUT_ALONG = OPS["put_along"].code
+_ASSIGN = OPS["assign"].code
 
 
 def node_tensor(tape, node):
@@ -78,7 +84,7 @@ def put_add_by_index(g, ia, shape):
 def _reshape(t, shape):
     if t.shape == tuple(shape):
         return t
-    from .numpy_api import reshape
+    from .shape import reshape
     return reshape(t, shape)
 
 
@@ -98,7 +104,7 @@ def _elementwise(tape, op, out, operands, ia, g, varying):
         else:
             contrib = g * d
         if tape.node_size[nd] != n:          # broadcast from one element: sum the cotangent
-            from .numpy_api import sum_
+            from .reductions import sum_
             contrib = sum_(contrib)
         result.append((nd, _reshape(contrib, tape.node_shape[nd])))
     return result
@@ -127,7 +133,7 @@ def _matmul(tape, op, out, operands, ia, g, varying):
         value = np.matmul(np.swapaxes(Fv, -1, -2) if tf else Fv, np.swapaxes(Sv, -1, -2) if ts else Sv)
         prod = core.matmul(F, S, tf, ts, Bt, R, I, C, sF, sS, value)
         if sD == 0 and Bt > 1:                # one matrix broadcast over the batch: sum the batch
-            from .numpy_api import sum_
+            from .reductions import sum_
             prod = sum_(prod, axis=0)
         result.append((nd, _reshape(prod, tape.node_shape[nd])))
     return result
@@ -153,6 +159,116 @@ def _linear(transpose):
     return rule
 
 
+def put_along_by_index(g, knode, ia, shape):
+    """Record zeros with ``g`` added along the middle axis at the indices of node ``knode``."""
+    tape = g._tape
+    O, R, I, Q = tape.attrs(ia, 4)
+    k = np.asarray(tape.value(knode), np.int64).reshape(O, Q, I) % max(R, 1)
+    value = np.zeros((O, R, I), g.dtype)
+    o, i = np.meshgrid(np.arange(O), np.arange(I), indexing="ij")
+    gv = np.reshape(g._v, (O, Q, I))
+    for q in range(Q):
+        np.add.at(value, (o, k[:, q, :], i), gv[:, q, :])
+    return core.record(tape, _PUT_ALONG, value.reshape(shape), g._node, knode, iattr=ia)
+
+
+def take_along_by_index(g, knode, ia, shape):
+    """Record ``g`` read along the middle axis at the indices of node ``knode``."""
+    tape = g._tape
+    O, R, I, Q = tape.attrs(ia, 4)
+    k = np.asarray(tape.value(knode), np.int64).reshape(O, Q, I) % max(R, 1)
+    value = np.take_along_axis(np.reshape(g._v, (O, R, I)), k, 1)
+    return core.record(tape, _TAKE_ALONG, value.reshape(shape), g._node, knode, iattr=ia)
+
+
+def _along(transpose):
+    def rule(tape, op, out, operands, ia, g, varying):
+        nd = operands[0]
+        if not varying[nd]:
+            return []
+        return [(nd, transpose(g, operands[1], ia, tape.node_shape[nd]))]
+    return rule
+
+
+def _segment_operands(tape, out, operands, ia, g):
+    """The operand, result and cotangent viewed as (O, R, I), (O, 1 or R, I), like the result."""
+    O, R, I = tape.attrs(ia, 3)
+    x = _reshape(node_tensor(tape, operands[0]), (O, R, I))
+    y = node_tensor(tape, out)
+    q = R if tape.node_size[out] == O * R * I else 1
+    return x, _reshape(y, (O, q, I)), _reshape(g, (O, q, I))
+
+
+def _extreme(tape, op, out, operands, ia, g, varying):
+    """The cotangent split evenly among the elements equal to the result (NaN results: the NaNs)."""
+    nd = operands[0]
+    if not varying[nd]:
+        return []
+    from .reductions import sum_
+    x, y, g = _segment_operands(tape, out, operands, ia, g)
+    hit = (x == y) | (np.isnan(x) & np.isnan(y))
+    share = g / sum_(hit, axis=1, keepdims=True)
+    return [(nd, _reshape(np.where(hit, share, 0.0), tape.node_shape[nd]))]
+
+
+def _scan_sum(tape, op, out, operands, ia, g, varying):
+    """cumsum's transpose is the running sum from the other end (and the other way round)."""
+    nd = operands[0]
+    if not varying[nd]:
+        return []
+    O, R, I = tape.attrs(ia, 3)
+    gv = np.reshape(g._v, (O, R, I))
+    if op.param:        # the transpose of a reversed cumsum is a cumsum
+        value, code = np.cumsum(gv, axis=1), OPS["cumsum"].code
+    else:
+        value, code = np.flip(np.cumsum(np.flip(gv, 1), axis=1), 1), OPS["cumsum_reverse"].code
+    return [(nd, core.record(tape, code, value.reshape(tape.node_shape[nd]), g._node, iattr=ia))]
+
+
+def _cumprod(tape, op, out, operands, ia, g, varying):
+    """PyTorch's rule: reversed cumsum of g*y over x without zeros; with a zero, the O(R^2)
+    sum over exclusive products, which stays exact at higher orders."""
+    nd = operands[0]
+    if not varying[nd]:
+        return []
+    from .reductions import any_, cumprod, cumsum_reverse, sum_
+    from .shape import concatenate, getitem, stack
+    x, y, g = _segment_operands(tape, out, operands, ia, g)
+    O, R, I = x.shape
+    if not any_(x == 0.0):        # a recorded test: a replay checks which rule applies
+        gx = cumsum_reverse(g * y, 1) / x
+    else:
+        ones = np.ones((O, 1, I), x.dtype)
+        terms = []
+        for k in range(R):
+            before = cumprod(concatenate([ones, getitem(x, (slice(None), slice(0, k)))], 1), 1)
+            tail = cumprod(concatenate([ones, getitem(x, (slice(None), slice(k + 1, None)))], 1), 1)
+            terms.append(getitem(before, (slice(None), k)) *
+                         sum_(getitem(g, (slice(None), slice(k, None))) * tail, axis=1))
+        gx = stack(terms, 1)
+    return [(nd, _reshape(gx, tape.node_shape[nd]))]
+
+
+def _assign(tape, op, out, operands, ia, g, varying):
+    """The written part gets the cotangent at its positions; the old version the rest."""
+    base, part = operands[0], operands[1]
+    result = []
+    count = tape.attrs(ia, 1)[0]
+    if varying[part]:
+        t = take_by_index(g, ia, (count,))
+        if tape.node_size[part] == 1 and count != 1:
+            from .reductions import sum_
+            t = sum_(t)
+        result.append((part, _reshape(t, tape.node_shape[part])))
+    if varying[base]:
+        idx = np.asarray(tape.attrs(ia, count + 2)[2:], np.int64)
+        value = np.array(g._v)
+        value.reshape(-1)[idx] = 0.0
+        zero = tape.const(0.0)
+        result.append((base, core.record(tape, _ASSIGN, value, g._node, zero, iattr=ia)))
+    return result
+
+
 RULES = {
     "elementwise": _elementwise,
     "copy": _linear(lambda g, ia, shape: _reshape(g, shape)),
@@ -162,6 +278,12 @@ RULES = {
     "put_add": _linear(take_by_index),
     "matmul": _matmul,
     "assemble": _assemble,
+    "extreme": _extreme,
+    "scan_sum": _scan_sum,
+    "cumprod": _cumprod,
+    "take_along": _along(put_along_by_index),
+    "put_along": _along(take_along_by_index),
+    "assign": _assign,
 }
 
 

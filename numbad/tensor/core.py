@@ -21,6 +21,8 @@ _PUT_ADD = OPS["put_add"].code
 _COPY = OPS["copy"].code
 _MATMUL = OPS["matmul"].code
 _ASSEMBLE = OPS["assemble"].code
+_TAKE_ALONG = OPS["take_along"].code
+_ASSIGN = OPS["assign"].code
 
 
 class Tensor:
@@ -37,7 +39,9 @@ class Tensor:
     array([2., 2., 2.])
     """
 
-    __slots__ = ("_v", "_tape", "_node")
+    # _base: (Tensor, index) for the result of a basic index, which numpy would return as
+    # a view: a write into it is also made in the Tensor it was read from (creation.py)
+    __slots__ = ("_v", "_tape", "_node", "_base")
     __array_priority__ = 1000
 
     def __init__(self, value, tape, node):
@@ -353,6 +357,14 @@ def take(x, value, flat_index):
     return record(tape, _TAKE, value, x._node, iattr=ia)
 
 
+def put_add(x, flat_index, size, value):
+    """Record ``value`` (``size`` elements): zeros with ``x``'s elements added at ``flat_index``."""
+    tape = x._tape
+    idx = np.asarray(flat_index, np.int64).ravel()
+    ia = tape.add_attrs(np.concatenate(([idx.size, size], idx)))
+    return record(tape, _PUT_ADD, value, x._node, iattr=ia)
+
+
 def copy(x, value):
     """Record ``value`` with the same flat data as ``x`` (reshape, ravel)."""
     return record(x._tape, _COPY, value, x._node)
@@ -378,3 +390,35 @@ def assemble(parts, value):
         blocks += (nd, ia)
     ia = tape.add_attrs((len(parts), size, *blocks))
     return record(tape, _ASSEMBLE, value, iattr=ia)
+
+
+def segment(code, x, value, O, R, I):
+    """Record a segment op (see :mod:`numbad.ops.structural`) on ``x`` viewed as ``(O, R, I)``."""
+    tape = x._tape
+    ia = tape.add_attrs((O, R, I))
+    return record(tape, code, value, x._node, iattr=ia)
+
+
+def take_along(x, idx, value, O, R, I, Q):
+    """Record ``value[o, q, i] = x[o, idx[o, q, i], i]``; ``idx`` is a Tensor (recomputed on replay)."""
+    tape = pick_tape((x, idx))
+    _, xn = operand(tape, x)
+    _, kn = operand(tape, idx)
+    ia = tape.add_attrs((O, R, I, Q))
+    return record(tape, _TAKE_ALONG, value, xn, kn, iattr=ia)
+
+
+def assign(base, part, positions, value):
+    """Record ``value``: ``base`` with the distinct flat ``positions`` overwritten by ``part``.
+
+    ``part`` (a Tensor or constant) has one element per position, or one
+    element for all of them.
+    """
+    tape = pick_tape((base, part))
+    _, bn = operand(tape, base)
+    _, pn = operand(tape, part)
+    if pn == bn:          # both operands' cotangents would share one slot: read a copy
+        pn = copy(wrap(base._v, tape, bn), base._v)._node
+    idx = np.asarray(positions, np.int64).ravel()
+    ia = tape.add_attrs(np.concatenate(([idx.size, tape.node_size[bn]], idx)))
+    return record(tape, _ASSIGN, value, bn, pn, iattr=ia)

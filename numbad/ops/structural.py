@@ -30,6 +30,8 @@ the tape's integer pool are
 * ``assign`` (``t[idx] = v``): ``count, out_size, idx[count]`` (the layout of
   ``take``, distinct positions): the base (operand ``a``) with positions
   ``idx`` overwritten by the part (operand ``b``; one element broadcasts).
+* linear algebra (``solve``, ``logabsdet``, ``det_sign``, ``cholesky``, ``eigh``,
+  ``svd``): batches of matrices, layouts in :mod:`numbad.sweeps.kernels_linalg`.
 """
 from .registry import structural
 
@@ -87,3 +89,22 @@ structural("argmin", 1101, "arg_extreme", 1, param=-1, dtype_out="int64",
            doc="index of the first smallest element (NaN first)", kink="integer result: no derivative")
 structural("argsort", 1102, "argsort", 1, dtype_out="int64", numpy=("np.argsort", "ndarray.argsort"),
            torch=("argsort",), doc="stable sorting permutation (NaN last)", kink="integer result: no derivative")
+
+_SYM = "the input is taken as symmetric: its cotangent is symmetric, as PyTorch's"
+structural("solve", 220, "solve", 2, numpy=("np.linalg.solve", "np.linalg.inv"),
+           torch=("linalg.solve", "linalg.inv"), doc="X = A^-1 B for batches of matrices (LAPACK gesv)")
+structural("logabsdet", 221, "logabsdet", 1, numpy=("np.linalg.slogdet", "np.linalg.det"),
+           torch=("linalg.slogdet", "logdet", "det"), doc="log|det A|",
+           kink="derivative A^-T; at a singular matrix numpy.linalg.LinAlgError is raised")
+structural("cholesky", 222, "cholesky", 1, numpy=("np.linalg.cholesky",), torch=("linalg.cholesky",),
+           doc="lower Cholesky factor (numpy reads the lower triangle)", kink=_SYM)
+structural("eigh", 223, "eigh", 1, numpy=("np.linalg.eigh", "np.linalg.eigvalsh"),
+           torch=("linalg.eigh", "linalg.eigvalsh"), doc="symmetric eigendecomposition, packed [w, V]",
+           kink=_SYM + "; eigenvector derivatives need distinct eigenvalues where the cotangent "
+                "couples them (an exact tie raises ValueError)")
+structural("svd", 224, "svd", 1, numpy=("np.linalg.svd",), torch=("linalg.svd", "linalg.svdvals"),
+           doc="reduced SVD, packed [U, S, Vh]",
+           kink="singular-vector derivatives need distinct singular values where the cotangent couples "
+                "them, and nonzero ones for non-square matrices (else ValueError); S alone always works")
+structural("det_sign", 1103, "det_sign", 1, numpy=("np.linalg.slogdet", "np.linalg.det"),
+           doc="sign of det A", kink="piecewise constant: no derivative")

@@ -269,6 +269,111 @@ def _assign(tape, op, out, operands, ia, g, varying):
     return result
 
 
+# ----------------------------------------------------------------------------- linear algebra
+# The formulas of numbad.sweeps.kernels_linalg, written with numpy calls on Tensors.
+def _mT(t):
+    return np.swapaxes(t, -1, -2)
+
+
+def _batch_sum(t, stride, shape):
+    """A cotangent per batch entry, summed over the batch where one matrix was broadcast."""
+    if stride == 0:
+        from .reductions import sum_
+        t = sum_(t, axis=0)
+    return _reshape(t, shape)
+
+
+def _solve(tape, op, out, operands, ia, g, varying):
+    Bt, n, k, sA, sB = tape.attrs(ia, 5)
+    a, b = operands[0], operands[1]
+    A = _reshape(node_tensor(tape, a), (Bt if sA else 1, n, n))
+    X = _reshape(node_tensor(tape, out), (Bt, n, k))
+    gB = np.linalg.solve(_mT(A), _reshape(g, (Bt, n, k)))
+    result = []
+    if varying[b]:
+        result.append((b, _batch_sum(gB, sB, tape.node_shape[b])))
+    if varying[a]:
+        result.append((a, _batch_sum(-(gB @ _mT(X)), sA, tape.node_shape[a])))
+    return result
+
+
+def _logabsdet(tape, op, out, operands, ia, g, varying):
+    Bt, n = tape.attrs(ia, 2)
+    A = _reshape(node_tensor(tape, operands[0]), (Bt, n, n))
+    gA = _reshape(g, (Bt, 1, 1)) * _mT(np.linalg.inv(A))
+    return [(operands[0], _reshape(gA, tape.node_shape[operands[0]]))]
+
+
+def _cholesky(tape, op, out, operands, ia, g, varying):
+    Bt, n = tape.attrs(ia, 2)
+    Lt = _mT(_reshape(node_tensor(tape, out), (Bt, n, n)))
+    P = np.tril(Lt @ _reshape(g, (Bt, n, n)))
+    P = 0.5 * (P + _mT(np.tril(P, -1)))
+    gA = _mT(np.linalg.solve(Lt, _mT(np.linalg.solve(Lt, P))))
+    return [(operands[0], _reshape(gA, tape.node_shape[operands[0]]))]
+
+
+def _coupled(num, gap, eye):
+    """num / gap off the diagonal, 0 on it; a coupling across a zero gap raises (no derivative)."""
+    if np.any((num._v != 0.0) & (gap._v == 0.0) & ~eye):
+        raise ValueError("numbad: the derivative of eigenvectors (singular vectors) is undefined "
+                         "where eigenvalues (singular values) are equal")
+    safe = np.where(eye | (gap == 0.0), 1.0, gap)
+    return np.where(eye, 0.0, num / safe)
+
+
+def _over_s(G, S):
+    """G / S (S broadcast); a zero singular value meeting a nonzero G raises."""
+    if np.any((G._v != 0.0) & (np.broadcast_to(S._v, G.shape) == 0.0)):
+        raise ValueError("numbad: the derivative of singular vectors is undefined at a zero "
+                         "singular value of a non-square matrix")
+    return np.where(G == 0.0, 0.0, G / np.where(S == 0.0, 1.0, S))
+
+
+def _eigh(tape, op, out, operands, ia, g, varying):
+    Bt, n = tape.attrs(ia, 2)
+    P = _reshape(node_tensor(tape, out), (Bt, n + n * n))
+    G = _reshape(g, (Bt, n + n * n))
+    w, V = P[:, :n], _reshape(P[:, n:], (Bt, n, n))
+    X = _mT(V) @ _reshape(G[:, n:], (Bt, n, n))
+    eye = np.eye(n, dtype=bool)
+    R = _coupled(0.5 * (X - _mT(X)), w[:, None, :] - w[:, :, None], eye) + G[:, None, :n] * eye
+    gA = V @ R @ _mT(V)
+    return [(operands[0], _reshape(gA, tape.node_shape[operands[0]]))]
+
+
+def _svd(tape, op, out, operands, ia, g, varying):
+    Bt, m, n, k = tape.attrs(ia, 4)
+    size = m * k + k + k * n
+    P = _reshape(node_tensor(tape, out), (Bt, size))
+    G = _reshape(g, (Bt, size))
+    U, S, Vh = (_reshape(P[:, :m * k], (Bt, m, k)), P[:, m * k:m * k + k],
+                _reshape(P[:, m * k + k:], (Bt, k, n)))
+    gU, gS, gVh = (_reshape(G[:, :m * k], (Bt, m, k)), G[:, m * k:m * k + k],
+                   _reshape(G[:, m * k + k:], (Bt, k, n)))
+    UhgU = _mT(U) @ gU
+    VhgV = Vh @ _mT(gVh)
+    num = (UhgU - _mT(UhgU)) * S[:, None, :] + S[:, :, None] * (VhgV - _mT(VhgV))
+    S2 = S * S
+    eye = np.eye(k, dtype=bool)
+    R = _coupled(num, S2[:, None, :] - S2[:, :, None], eye) + gS[:, None, :] * eye
+    if m > n:
+        gUS = _over_s(gU, S[:, None, :])
+        gA = (U @ R + gUS - U @ (_mT(U) @ gUS)) @ Vh
+    elif m < n:
+        SgVh = _over_s(gVh, S[:, :, None])
+        gA = U @ (R @ Vh + SgVh - (SgVh @ _mT(Vh)) @ Vh)
+    else:
+        gA = U @ R @ Vh
+    return [(operands[0], _reshape(gA, tape.node_shape[operands[0]]))]
+
+
+def _one_operand(rule):
+    def wrapped(tape, op, out, operands, ia, g, varying):
+        return rule(tape, op, out, operands, ia, g, varying) if varying[operands[0]] else []
+    return wrapped
+
+
 RULES = {
     "elementwise": _elementwise,
     "copy": _linear(lambda g, ia, shape: _reshape(g, shape)),
@@ -284,6 +389,11 @@ RULES = {
     "take_along": _along(put_along_by_index),
     "put_along": _along(take_along_by_index),
     "assign": _assign,
+    "solve": _solve,
+    "logabsdet": _one_operand(_logabsdet),
+    "cholesky": _one_operand(_cholesky),
+    "eigh": _one_operand(_eigh),
+    "svd": _one_operand(_svd),
 }
 
 

@@ -422,3 +422,11 @@ def assign(base, part, positions, value):
     idx = np.asarray(positions, np.int64).ravel()
     ia = tape.add_attrs(np.concatenate(([idx.size, tape.node_size[bn]], idx)))
     return record(tape, _ASSIGN, value, bn, pn, iattr=ia)
+
+
+def structural_op(code, operands, value, attrs):
+    """Record ``value`` made by structural op ``code`` from ``operands`` with integer ``attrs``."""
+    tape = pick_tape(operands)
+    nodes = [operand(tape, x)[1] for x in operands]
+    ia = tape.add_attrs(attrs)
+    return record(tape, code, value, *nodes, iattr=ia)

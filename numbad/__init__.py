@@ -15,7 +15,9 @@ from .functional.vjp import vjp
 from .tape import Tape
 from .tensor.core import Tensor
 from .tensor import numpy_api as _numpy_api  # noqa: F401  (attaches Tensor's numpy protocol)
+from .tensor.creation import empty, full, ones, zeros
+from .tensor.reductions import logsumexp
 
 __version__ = "0.1.0"
 
-__all__ = ["vjp", "Tensor", "Tape", "special"]
+__all__ = ["vjp", "Tensor", "Tape", "special", "zeros", "ones", "empty", "full", "logsumexp"]

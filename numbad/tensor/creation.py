@@ -94,6 +94,8 @@ def _created(fn, shape, dtype, *args):
     return value if tape is None else constant(value, tape)
 
 
+@implements(torch=("torch.zeros",), ops=(()), names=("nb.zeros",),
+            note="a constant Tensor while recording, else numpy's ndarray")
 def zeros(shape, dtype=float):
     """A zero-filled array to write into: a constant Tensor while recording, else ``np.zeros``.
 
@@ -109,6 +111,8 @@ def zeros(shape, dtype=float):
     return _created(np.zeros, shape, dtype)
 
 
+@implements(torch=("torch.ones",), ops=(()), names=("nb.ones",),
+            note="a constant Tensor while recording, else numpy's ndarray")
 def ones(shape, dtype=float):
     """A one-filled array: a constant Tensor while recording, else ``np.ones``.
 
@@ -123,6 +127,8 @@ def ones(shape, dtype=float):
     return _created(np.ones, shape, dtype)
 
 
+@implements(torch=("torch.empty",), ops=(()), names=("nb.empty",),
+            note="a constant Tensor while recording, else numpy's ndarray")
 def empty(shape, dtype=float):
     """An array to fill: a zero-filled constant Tensor while recording, else ``np.empty``.
 
@@ -137,6 +143,8 @@ def empty(shape, dtype=float):
     return _created(np.zeros if current_tape() is not None else np.empty, shape, dtype)
 
 
+@implements(torch=("torch.full",), ops=(("gather", "copy")), names=("nb.full",),
+            note="a constant Tensor while recording, else numpy's ndarray")
 def full(shape, fill_value, dtype=None):
     """An array filled with ``fill_value`` (a number, or a Tensor broadcast to ``shape``):
     a Tensor while recording, else ``np.full``.

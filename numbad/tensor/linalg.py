@@ -150,6 +150,8 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
 
 def sqrt_subgrad(x):
     """``sqrt`` whose derivative at 0 is 0 (the subgradient PyTorch's norms use)."""
+    if type(x) is not Tensor:
+        return np.sqrt(x)
     return core.elementwise(OPS["sqrt_subgrad"], (x,), np.sqrt)
 
 
@@ -160,7 +162,7 @@ _NORM_NOTE = ("2-norms (ord None, 2 for vectors, 'fro'): derivative 0 at the zer
 @implements(np.linalg.norm, torch=("torch.linalg.norm", "torch.linalg.vector_norm",
                                    "torch.linalg.matrix_norm", "x.norm"),
             ops=("multiply", "scatter", "sqrt_subgrad", "absolute", "amax", "amin", "power",
-                 "not_equal", "copy", "gather", "svd"), note=_NORM_NOTE)
+                 "not_equal", "copy", "gather", "svd"), note=_NORM_NOTE, names=("x.norm",))
 def norm(x, ord=None, axis=None, keepdims=False):
     x = tensorize(x)
     nd = x.ndim

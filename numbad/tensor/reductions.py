@@ -299,6 +299,10 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=np._NoValue)
 
 
 # --------------------------------------------------------------------------- logsumexp
+@implements(torch=("torch.logsumexp", "x.logsumexp"), ops=("amax", "isfinite", "where", "subtract", "exp",
+                                                         "multiply", "scatter", "log", "add", "sign", "absolute"),
+            note="derivative softmax(a) (the shift by the maximum cancels)",
+            names=("nb.logsumexp", "nb.special.logsumexp", "x.logsumexp"))
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, dim=None, keepdim=None):
     """``log(sum(b * exp(a), axis))`` computed stably (``scipy.special.logsumexp``'s signature;
     PyTorch's ``torch.logsumexp(x, dim, keepdim)`` spelling works too).

@@ -215,7 +215,7 @@ def hstack(tup, *, dtype=None, casting="same_kind"):
     return concatenate(arrs, 0 if np.ndim(value_of(arrs[0])) == 1 else 1, dtype=dtype, casting=casting)
 
 
-@implements(np.vstack, np.row_stack, torch=("torch.vstack", "torch.row_stack"), ops=("assemble", "copy"))
+@implements(np.vstack, torch=("torch.vstack", "torch.row_stack"), ops=("assemble", "copy"))
 def vstack(tup, *, dtype=None, casting="same_kind"):
     return concatenate(_atleast_list(2, tup), 0, dtype=dtype, casting=casting)
 
@@ -289,7 +289,7 @@ def vsplit(ary, indices_or_sections):
 
 
 # --------------------------------------------------------------------------- tile, repeat, flip, roll
-@implements(np.tile, torch=("torch.tile", "x.tile"), ops=("gather", "copy"))
+@implements(np.tile, torch=("torch.tile", "x.tile"), ops=("gather", "copy"), names=("x.tile",))
 def tile(A, reps):
     x = tensorize(A)
     reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)
@@ -392,8 +392,10 @@ def take_along_axis(arr, indices, axis=-1):
     return core.take_along(x, idx, value, O, x.shape[ax], I, bshape[ax])
 
 
-@implements(np.sort, torch=("torch.sort", "x.sort(dim=...)"), ops=("argsort", "take_along", "copy"),
-            note="derivative follows the sorting permutation (stable: ties keep their order)")
+@implements(np.sort, torch=("torch.sort", "x.sort(dim=...)"), ops=("argsort", "take_along", "copy", "negative"),
+            note="derivative follows the sorting permutation (stable: ties keep their order); x.sort() "
+                 "sorts in place as numpy's, x.sort(dim=..., descending=...) returns PyTorch's "
+                 "(values, indices)", names=("x.sort",))
 def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     reject("sort", order=order)
     from .reductions import argsort
@@ -451,7 +453,7 @@ def tril(m, k=0):
     return core.elementwise(OPS["where"], (_tri_mask(x, k, False), x, 0.0), lambda c, a, b: np.where(c, a, b))
 
 
-@implements(np.diff, torch=("torch.diff",), ops=("gather", "subtract"))
+@implements(np.diff, torch=("torch.diff",), ops=("gather", "subtract", "assemble"))
 def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
     x = tensorize(a)
     if prepend is not np._NoValue or append is not np._NoValue:

@@ -110,10 +110,15 @@ def elementwise(name, code, ufunc, forward, partials=None, *, torch=(), kink="",
     if len(partials) != arity:
         raise ValueError(f"{name}: {arity} operands but {len(partials)} partials")
     np_names = tuple(numpy) or ((f"np.{ufunc.__name__}",) if ufunc is not None else ())
-    return register(Op(name, code, kind, arity, forward=forward, partials=partials,
-                       ufunc=ufunc, numpy_names=np_names, torch_names=tuple(torch),
-                       kink=kink, domain=domain, nondiff_args=nondiff_args,
-                       dtype_out=dtype_out, doc=doc))
+    op = register(Op(name, code, kind, arity, forward=forward, partials=partials,
+                     ufunc=ufunc, numpy_names=np_names, torch_names=tuple(torch),
+                     kink=kink, domain=domain, nondiff_args=nondiff_args,
+                     dtype_out=dtype_out, doc=doc))
+    for spelling in np_names:           # ufuncs of the same math under another name (np.radians)
+        alias = getattr(np, spelling[3:], None) if spelling.startswith("np.") else None
+        if isinstance(alias, np.ufunc):
+            BY_UFUNC.setdefault(alias, op)
+    return op
 
 
 def structural(name, code, kind, arity, *, numpy=(), torch=(), doc="", kink="", param=0,

@@ -496,6 +496,7 @@ def _install():
     T.clamp_min = lambda s, min: clip(s, min, None)
     T.clamp_max = lambda s, max: clip(s, None, max)
     T.clip = lambda s, min=None, max=None, **kw: clip(s, min, max, **kw)
+    T.where = lambda s, condition, other: where(condition, s, other)     # PyTorch's x.where(c, y)
     for module in (reductions, shape, products, linalg, creation):
         module.install(T)
 

@@ -47,6 +47,9 @@ def scalar_cases():
                 cases[op.name] = (lambda a: np.round(a, 1), mids[:1])
             elif op.name == "polygamma":
                 cases[op.name] = (lambda a: nb.special.polygamma(1, a), mids[1:])
+            elif op.name == "sqrt_subgrad":
+                from numbad.tensor.linalg import sqrt_subgrad
+                cases[op.name] = (sqrt_subgrad, mids)
             elif op.ufunc is not None:
                 cases[op.name] = ((lambda uf: lambda *a: uf(*a))(op.ufunc), mids)
             else:
@@ -155,7 +158,11 @@ def per_op_costs(n=N, repeat=5):
 
 
 def report_ops():
+    from numbad.ops import OPS
     res = per_op_costs()
+    missing = sorted(set(OPS) - set(res))
+    if missing:
+        print(f"ops without a scalar case (not measured): {missing}")
     diff = {k: v for k, v in res.items() if v[0] == v[0]}
     print(f"{'op':<16} {'reverse ns':>10} {'forward ns':>10}")
     for name, (r, f) in res.items():

@@ -256,3 +256,18 @@ def test_in_place_that_numpy_refuses_is_refused():
         nb.vjp(f, V, np.ones(6))
     with pytest.raises(ValueError, match="non-broadcastable"):
         nb.vjp(lambda x: x[:1].__iadd__(x), V, np.ones(1))
+
+
+def test_a_write_from_a_nested_call_keeps_the_target_on_its_tape():
+    def outer(y):
+        z = y * 1.0
+
+        def inner(x):
+            z[0] = x[0] * 5.0       # x belongs to the inner call: a constant for the outer one
+            z[1] += x[1]
+            return x.sum()
+        nb.vjp(inner, np.array([1.0, 2.0]))
+        return z * y
+    out, g = nb.vjp(outer, np.array([3.0, 4.0, 5.0]), np.ones(3))
+    assert_close(out, [5.0 * 3.0, 6.0 * 4.0, 25.0])
+    assert_close(g, [5.0, 2 * 4.0 + 2.0, 10.0])

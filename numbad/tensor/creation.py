@@ -166,6 +166,14 @@ def rebind(t, new):
     t._node = new._node
 
 
+def _on_tape_of(t, value):
+    """``value`` as an operand of a write into ``t``: a Tensor of another tape (an enclosing
+    or nested call's) is a constant on ``t``'s tape, so that ``t`` stays on its own tape."""
+    if type(value) is Tensor and value._tape is not t._tape:
+        return constant(np.array(value._v), t._tape)
+    return value
+
+
 def _positions(t):
     return np.arange(t.size, dtype=np.int64).reshape(t.shape)
 
@@ -176,6 +184,7 @@ def _write(t, pos, value):
     if t.dtype.kind != "f" and type(value) is Tensor:
         raise TypeError(f"numbad: writing a Tensor into a {t.dtype} Tensor would drop its "
                         "derivative; create the array with a floating dtype")
+    value = _on_tape_of(t, value)
     new = np.array(t._v)
     flat = new.reshape(-1)
     pos = np.asarray(pos)
@@ -246,6 +255,7 @@ def _inplace(name):
     op = OPS[name]
 
     def method(self, other):
+        other = _on_tape_of(self, other)
         new = power(self, other) if name == "power" else core.binary(op, self, other, _PYOPS.get(name))
         return _commit(self, new)
     method.__name__ = f"__i{name}__"
@@ -256,6 +266,7 @@ def add_at(a, indices, b):
     """``np.add.at(t, indices, b)``: unbuffered in-place addition (repeated indices add up)."""
     from .shape import reshape, resolve_key
     t = tensorize(a, "np.add.at's first argument")
+    b = _on_tape_of(t, b)
     region = _positions(t)[resolve_key(indices)]
     if type(b) is Tensor:
         part = reshape(core.broadcast_to(b, region.shape), (-1,))

@@ -271,3 +271,21 @@ def test_a_write_from_a_nested_call_keeps_the_target_on_its_tape():
     out, g = nb.vjp(outer, np.array([3.0, 4.0, 5.0]), np.ones(3))
     assert_close(out, [5.0 * 3.0, 6.0 * 4.0, 25.0])
     assert_close(g, [5.0, 2 * 4.0 + 2.0, 10.0])
+
+
+def test_writes_through_reshapes_transposes_and_flips_reach_the_array():
+    def f(x):
+        y = np.copy(x)
+        y.T[0] = x[:, 2]          # column 0 of y
+        y.reshape(-1)[-1] = 9.0
+        np.flip(y, 0)[0, 1] = x[0, 0]   # y[3, 1]
+        flat = y.flatten()        # a copy in numpy: the write stays there
+        flat[0] = -5.0
+        return y
+    out, _ = nb.vjp(f, X, np.ones(X.shape))
+    expected = X.copy()
+    expected.T[0] = X[:, 2]
+    expected.reshape(-1)[-1] = 9.0
+    np.flip(expected, 0)[0, 1] = X[0, 0]
+    assert_close(out, expected)
+    check_derivatives(f, (X,))

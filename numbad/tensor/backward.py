@@ -262,7 +262,7 @@ def _assign(tape, op, out, operands, ia, g, varying):
         result.append((part, _reshape(t, tape.node_shape[part])))
     if varying[base]:
         idx = np.asarray(tape.attrs(ia, count + 2)[2:], np.int64)
-        value = np.array(g._v)
+        value = np.array(g._v, order="C")
         value.reshape(-1)[idx] = 0.0
         zero = tape.const(0.0)
         result.append((base, core.record(tape, _ASSIGN, value, g._node, zero, iattr=ia)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import OPS
+from ..ops import FIRST_NONDIFF_CODE, OPS
 from ..tape import BIG, active_tapes
 
 _new = object.__new__
@@ -39,8 +39,8 @@ class Tensor:
     array([2., 2., 2.])
     """
 
-    # _base: (Tensor, index) for the result of a basic index, which numpy would return as
-    # a view: a write into it is also made in the Tensor it was read from (creation.py)
+    # _base: (Tensor, how) for a result numpy would return as a view of that Tensor (a basic
+    # index, a reshape, a transpose): a write into it is also made there (creation.py)
     __slots__ = ("_v", "_tape", "_node", "_base")
     __array_priority__ = 1000
 
@@ -392,9 +392,18 @@ def assemble(parts, value):
     return record(tape, _ASSEMBLE, value, iattr=ia)
 
 
+def _check_indices(tape, R):
+    """Integer results live in the tape's float arena: float32 holds integers exactly to 2**24."""
+    if tape.narrow and R > 1 << 24:
+        raise ValueError(f"numbad: indices up to {R} cannot be held exactly by a float32 tape; "
+                         "differentiate with float64 inputs")
+
+
 def segment(code, x, value, O, R, I):
     """Record a segment op (see :mod:`numbad.ops.structural`) on ``x`` viewed as ``(O, R, I)``."""
     tape = x._tape
+    if code >= FIRST_NONDIFF_CODE:
+        _check_indices(tape, R)
     ia = tape.add_attrs((O, R, I))
     return record(tape, code, value, x._node, iattr=ia)
 
@@ -402,6 +411,7 @@ def segment(code, x, value, O, R, I):
 def take_along(x, idx, value, O, R, I, Q):
     """Record ``value[o, q, i] = x[o, idx[o, q, i], i]``; ``idx`` is a Tensor (recomputed on replay)."""
     tape = pick_tape((x, idx))
+    _check_indices(tape, R)
     _, xn = operand(tape, x)
     _, kn = operand(tape, idx)
     ia = tape.add_attrs((O, R, I, Q))

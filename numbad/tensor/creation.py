@@ -24,8 +24,9 @@ Semantics (numbad's Tensors are values on a tape; numpy's arrays are memory):
 * Slices are copies. ``s = t[0]`` keeps the values ``t`` had when it was
   read: a later write into ``t`` does not show in ``s`` (in numpy, ``s``
   would be a view and see it). The other direction follows numpy: a write
-  into the result of a basic index (``t[0][1] = v``, ``row = t[0]; row +=
-  1``, ``for row in t: row *= 2``) is also made in ``t``.
+  into what numpy returns as a view (a basic index, ``reshape``, ``ravel``,
+  a transpose, ``flip``: ``t[0][1] = v``, ``row = t[0]; row += 1``,
+  ``for row in t: row *= 2``, ``t.T[0] = v``) is also made in ``t``.
 * Each write costs one copy of the written Tensor (a new version on the
   tape): a loop writing ``n`` elements one by one into an ``n``-element
   array records ``O(n^2)`` values. For long loops over large arrays, collect
@@ -178,6 +179,17 @@ def _positions(t):
     return np.arange(t.size, dtype=np.int64).reshape(t.shape)
 
 
+def _viewed_positions(t):
+    """``(src, positions)``: the Tensor ``t`` is a numpy view of, and where ``t``'s elements
+    are in it (flat positions, ``t``'s shape); ``(None, None)`` if ``t`` is no view."""
+    base = getattr(t, "_base", None)
+    if base is None:
+        return None, None
+    src, how = base
+    p = _positions(src)
+    return src, np.reshape(how(p) if callable(how) else p[how], t.shape)
+
+
 def _write(t, pos, value):
     """Record ``t.flat[pos] = value`` (numpy's broadcasting and casting) and rebind ``t``;
     then make the same write in the Tensor ``t`` was read from, if it was a view."""
@@ -185,7 +197,7 @@ def _write(t, pos, value):
         raise TypeError(f"numbad: writing a Tensor into a {t.dtype} Tensor would drop its "
                         "derivative; create the array with a floating dtype")
     value = _on_tape_of(t, value)
-    new = np.array(t._v)
+    new = np.array(t._v, order="C")        # C order: flat positions index it
     flat = new.reshape(-1)
     pos = np.asarray(pos)
     flat[pos] = value._v if type(value) is Tensor else as_constant(value, "assigned value")
@@ -195,10 +207,9 @@ def _write(t, pos, value):
         if np.unique(fpos).size != fpos.size:       # repeated positions: the last write wins
             fpos, part = _last_writes(fpos, part)
         rebind(t, core.assign(t, part, fpos, new.reshape(np.shape(t._v))))
-    base = getattr(t, "_base", None)
-    if base is not None:
-        src, key = base
-        _write(src, _positions(src)[key].reshape(-1)[pos], value)
+    src, where = _viewed_positions(t)
+    if src is not None:
+        _write(src, where.reshape(-1)[pos], value)
 
 
 def _part(t, pos, value, written):
@@ -233,7 +244,7 @@ def setitem(self, key, value):
     _write(self, _positions(self)[resolve_key(key)], value)
 
 
-def _commit(t, new):
+def commit(t, new):
     """Rebind ``t`` to ``new`` (its whole new value) and write it through to what ``t`` views."""
     if new.dtype != t.dtype:
         if not np.can_cast(new.dtype, t.dtype, "same_kind"):
@@ -244,10 +255,9 @@ def _commit(t, new):
         raise ValueError(f"non-broadcastable output operand with shape {t.shape} doesn't match "
                          f"the broadcast shape {np.shape(new._v)}")
     rebind(t, new)
-    base = getattr(t, "_base", None)
-    if base is not None:
-        src, key = base
-        _write(src, _positions(src)[key], t)
+    src, where = _viewed_positions(t)
+    if src is not None:
+        _write(src, where, t)
     return t
 
 
@@ -257,7 +267,7 @@ def _inplace(name):
     def method(self, other):
         other = _on_tape_of(self, other)
         new = power(self, other) if name == "power" else core.binary(op, self, other, _PYOPS.get(name))
-        return _commit(self, new)
+        return commit(self, new)
     method.__name__ = f"__i{name}__"
     return method
 
@@ -276,7 +286,7 @@ def add_at(a, indices, b):
     sums = np.zeros(t.size, part.dtype)
     np.add.at(sums, region.reshape(-1), np.ravel(part._v))
     added = core.put_add(part, region, t.size, sums.reshape(t.shape))
-    _commit(t, core.binary(OPS["add"], t, added, operator.add))
+    commit(t, core.binary(OPS["add"], t, added, operator.add))
 
 
 def install(T):

@@ -85,10 +85,6 @@ def _full_name(func):
     return f"{mod}.{getattr(func, '__name__', func)}"
 
 
-def is_tensor(x):
-    return type(x) is Tensor
-
-
 def value_of(x):
     return x._v if type(x) is Tensor else x
 

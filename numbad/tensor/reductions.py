@@ -18,8 +18,8 @@ import numpy as np
 from ..ops import OPS
 from . import core
 from .core import Tensor
-from .numpy_api import (ew, implements, normalize_axes, normalize_axis, pick, reject, tensorize,
-                        astype)
+from .numpy_api import (astype, ew, implements, normalize_axes, normalize_axis, pick, reject, tensorize,
+                        where as select)
 
 _SCATTER = OPS["scatter"].code
 
@@ -319,7 +319,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, dim=No
     keepdims = _keep(keepdims, keepdim)
     axes = normalize_axes(axis, x.ndim)
     m = amax(x, axes, keepdims=True)
-    m = where_(ew("isfinite", m), m, 0.0)
+    m = select(ew("isfinite", m), m, 0.0)
     e = ew("exp", ew("subtract", x, m))
     if b is not None:
         e = ew("multiply", e, b)
@@ -334,10 +334,6 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, dim=No
         out = squeeze(out, axes) if axes else out
         sign = squeeze(sign, axes) if sign is not None and axes else sign
     return (out, sign) if return_sign else out
-
-
-def where_(c, a, b):
-    return core.elementwise(OPS["where"], (c, a, b), lambda c, a, b: np.where(c, a, b))
 
 
 # --------------------------------------------------------------------------- any / all (booleans)

@@ -36,15 +36,18 @@ def view_geometry(shape, fn):
     return [s // 8 for s in view.strides], base
 
 
-def gather_view(x, fn):
+def viewed(out, x, how):
+    """Mark ``out`` as what numpy would return as a view of ``x``: ``how`` (an index, or a
+    function of an array) reads it from ``x``. Writes into ``out`` are then also made in ``x``."""
+    out._base = (x, how)
+    return out
+
+
+def gather_view(x, fn, writable=True):
     """Record ``fn(x)`` for a numpy function ``fn`` that returns a view (a strided read)."""
     strides, base = view_geometry(x.shape, fn)
-    return core.gather(x, np.array(fn(x._v)), strides, base)
-
-
-def take_positions(x, value, flat):
-    """Record ``value`` read from ``x`` at the flat positions ``flat`` (its shape)."""
-    return core.take(x, value, flat)
+    out = core.gather(x, np.array(fn(x._v)), strides, base)
+    return viewed(out, x, fn) if writable else out
 
 
 # --------------------------------------------------------------------------- reshape family
@@ -65,7 +68,7 @@ def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
     value = x._v.reshape(shape) if type(x._v) is np.ndarray else np.reshape(x._v, shape)
     if value.shape == x.shape:
         return x
-    return core.copy(x, value)
+    return viewed(core.copy(x, value), x, lambda p: p.reshape(value.shape))
 
 
 @implements(np.ravel, torch=("torch.ravel", "torch.flatten", "x.flatten"), ops=("copy",),
@@ -123,7 +126,7 @@ def transpose(a, axes=None):
         return x
     value = np.transpose(x._v, axes)
     src = contiguous_strides(x.shape)
-    return core.gather(x, value, [src[d] for d in axes], 0)
+    return viewed(core.gather(x, value, [src[d] for d in axes], 0), x, lambda p: np.transpose(p, axes))
 
 
 @implements(np.swapaxes, torch=("torch.swapaxes", "torch.transpose", "x.transpose(d0, d1)"),
@@ -336,7 +339,7 @@ def flipud(m):
 @implements(np.roll, torch=("torch.roll", "x.roll"), ops=("take",))
 def roll(a, shift, axis=None):
     x = tensorize(a)
-    return take_positions(x, np.roll(x._v, shift, axis), np.roll(_positions(x.shape), shift, axis))
+    return core.take(x, np.roll(x._v, shift, axis), np.roll(_positions(x.shape), shift, axis))
 
 
 _PAD_BY_INDEX = ("edge", "reflect", "symmetric", "wrap")
@@ -347,7 +350,7 @@ _PAD_BY_INDEX = ("edge", "reflect", "symmetric", "wrap")
 def pad(array, pad_width, mode="constant", **kwargs):
     x = tensorize(array)
     if mode in _PAD_BY_INDEX and kwargs.get("reflect_type", "even") == "even":
-        return take_positions(x, np.pad(x._v, pad_width, mode, **kwargs),
+        return core.take(x, np.pad(x._v, pad_width, mode, **kwargs),
                               np.pad(_positions(x.shape), pad_width, mode, **kwargs))
     if mode != "constant" or any(type(v) is Tensor for v in np.ravel(
             np.asarray(kwargs.get("constant_values", 0), dtype=object))):
@@ -367,7 +370,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     x = tensorize(a)
     if type(indices) is Tensor:
         indices = read_value(indices, "np.take indices")
-    return take_positions(x, np.take(x._v, indices, axis, mode=mode),
+    return core.take(x, np.take(x._v, indices, axis, mode=mode),
                           np.take(_positions(x.shape), indices, axis, mode=mode))
 
 
@@ -378,7 +381,7 @@ def take_along_axis(arr, indices, axis=-1):
     x = tensorize(arr)
     if type(indices) is not Tensor:
         idx = np.asarray(indices)
-        return take_positions(x, np.take_along_axis(x._v, idx, axis),
+        return core.take(x, np.take_along_axis(x._v, idx, axis),
                               np.take_along_axis(_positions(x.shape), idx, axis))
     if axis is None:
         x, axis = ravel(x), 0
@@ -413,14 +416,15 @@ def _sort_method(self, axis=-1, kind=None, order=None, *, dim=None, descending=F
         d = pick(axis, dim)
         idx = argsort(self, d, descending=descending)
         return ValuesIndices(take_along_axis(self, idx, d), idx)
-    from .creation import rebind
-    rebind(self, sort(self, axis))
+    from .creation import commit
+    commit(self, sort(self, axis))
 
 
 # --------------------------------------------------------------------------- diagonals and triangles
 @implements(np.diagonal, torch=("torch.diagonal", "x.diagonal"), ops=("gather",), names=("x.diagonal",))
 def diagonal(a, offset=0, axis1=0, axis2=1):
-    return gather_view(tensorize(a), lambda v: np.diagonal(v, offset, axis1, axis2))
+    # numpy's diagonal is a read-only view: a write into it is refused there, a copy here
+    return gather_view(tensorize(a), lambda v: np.diagonal(v, offset, axis1, axis2), writable=False)
 
 
 @implements(np.diag, torch=("torch.diag",), ops=("assemble", "gather"))
@@ -511,9 +515,7 @@ def getitem(x, key):
         out = core.gather(x, value, strides, base)
     else:
         return core.take(x, value, _positions(x.shape)[key])
-    if type(value) is np.ndarray:
-        out._base = (x, key)                    # numpy returns a view: writes into it reach x
-    return out
+    return viewed(out, x, key) if type(value) is np.ndarray else out
 
 
 def _iter(self):
@@ -566,7 +568,7 @@ def install(T):
     T.view_as = lambda s, other: reshape(s, other.shape)
     T.reshape_as = lambda s, other: reshape(s, other.shape)
     T.ravel = lambda s, order="C": ravel(s, order)
-    T.flatten = lambda s, order="C": ravel(s, order)
+    T.flatten = lambda s, order="C": core.copy(s, np.ravel(s._v))      # a copy, as numpy's
     T.transpose = _transpose_method
     T.permute = lambda s, *dims: transpose(s, _shape_arg(dims))
     T.t = _t

@@ -38,3 +38,12 @@ def test_unsupported_functions_raise_a_clear_type_error(spelling):
     name = spelling.replace("np.", "numpy.")
     with pytest.raises(TypeError, match=f"numbad does not differentiate {name}"):
         nb.vjp(lambda x: fn(*args(x.reshape(2, 2))), np.ones(4) + np.arange(4.0), np.ones(4))
+
+
+@pytest.mark.parametrize("module", ["numbad", "numbad.tensor.core", "numbad.tensor.creation",
+                                    "numbad.tensor.reductions", "numbad.special", "numbad.functional.vjp"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

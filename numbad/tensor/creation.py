@@ -52,6 +52,16 @@ def constant(value, tape):
 
 
 # --------------------------------------------------------------------------- *_like and copy
+def _as_shape(shape):
+    return (operator.index(shape),) if np.ndim(shape) == 0 else tuple(shape)
+
+
+def _filled_with(fill_value, shape, dtype):
+    """A new Tensor of ``shape`` holding the Tensor ``fill_value`` broadcast (differentiable)."""
+    out = copy(core.broadcast_to(fill_value, _as_shape(shape)))
+    return out if dtype is None else out.astype(dtype)
+
+
 def _like(fn, a, dtype, shape, *args):
     x = tensorize(a, "the first argument")
     value = fn(x._v, *args, dtype=dtype, shape=shape)
@@ -77,9 +87,8 @@ def empty_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None)
             note="a constant, or a broadcast of fill_value when that is a Tensor")
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
     if type(fill_value) is Tensor:
-        tshape = np.shape(a._v if type(a) is Tensor else a) if shape is None else shape
-        out = copy(core.broadcast_to(fill_value, tuple(np.atleast_1d(tshape)) if np.ndim(tshape) else ()))
-        return out if dtype is None else out.astype(dtype)
+        return _filled_with(fill_value, np.shape(a._v if type(a) is Tensor else a) if shape is None else shape,
+                            dtype)
     return _like(np.full_like, a, dtype, shape, fill_value)
 
 
@@ -95,7 +104,7 @@ def _created(fn, shape, dtype, *args):
     return value if tape is None else constant(value, tape)
 
 
-@implements(torch=("torch.zeros",), ops=(()), names=("nb.zeros",),
+@implements(torch=("torch.zeros",), ops=(), names=("nb.zeros",),
             note="a constant Tensor while recording, else numpy's ndarray")
 def zeros(shape, dtype=float):
     """A zero-filled array to write into: a constant Tensor while recording, else ``np.zeros``.
@@ -112,7 +121,7 @@ def zeros(shape, dtype=float):
     return _created(np.zeros, shape, dtype)
 
 
-@implements(torch=("torch.ones",), ops=(()), names=("nb.ones",),
+@implements(torch=("torch.ones",), ops=(), names=("nb.ones",),
             note="a constant Tensor while recording, else numpy's ndarray")
 def ones(shape, dtype=float):
     """A one-filled array: a constant Tensor while recording, else ``np.ones``.
@@ -128,7 +137,7 @@ def ones(shape, dtype=float):
     return _created(np.ones, shape, dtype)
 
 
-@implements(torch=("torch.empty",), ops=(()), names=("nb.empty",),
+@implements(torch=("torch.empty",), ops=(), names=("nb.empty",),
             note="a constant Tensor while recording, else numpy's ndarray")
 def empty(shape, dtype=float):
     """An array to fill: a zero-filled constant Tensor while recording, else ``np.empty``.
@@ -144,19 +153,18 @@ def empty(shape, dtype=float):
     return _created(np.zeros if current_tape() is not None else np.empty, shape, dtype)
 
 
-@implements(torch=("torch.full",), ops=(("gather", "copy")), names=("nb.full",),
+@implements(torch=("torch.full",), ops=("gather", "copy"), names=("nb.full",),
             note="a constant Tensor while recording, else numpy's ndarray")
 def full(shape, fill_value, dtype=None):
     """An array filled with ``fill_value`` (a number, or a Tensor broadcast to ``shape``):
     a Tensor while recording, else ``np.full``.
 
     >>> import numpy as np, numbad as nb
-    >>> nb.vjp(lambda s: (nb.full(3, s) * np.arange(3.0)).sum(), 2.0)[1]
-    array(3.)
+    >>> nb.vjp(lambda s: nb.full(3, s) * np.arange(3.0), 2.0, np.ones(3))
+    (array([0., 2., 4.]), array(3.))
     """
     if type(fill_value) is Tensor:
-        out = copy(core.broadcast_to(fill_value, tuple(np.atleast_1d(shape)) if np.ndim(shape) else ()))
-        return out if dtype is None else out.astype(dtype)
+        return _filled_with(fill_value, shape, dtype)
     return _created(np.full, shape, dtype, fill_value)
 
 

@@ -10,6 +10,11 @@ Index maps are read straight from the tape's integer pool ``ip`` at offset
 ``ia`` (see :mod:`numbad.ops.structural` for the layouts), so no kernel
 allocates: the only scratch memory is the sweep's workspace ``ws``.
 """
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import llvmlite.binding as _llvm
 from numba import njit, types
@@ -19,10 +24,35 @@ from numba.extending import get_cython_function_address
 # is shared by all interpreters, which keeps cold compile time down.
 _jit = njit(error_model="numpy", cache=True, nogil=True)
 
+
+def cython_function_address(module, name):
+    """Address of a function that a scipy Cython module exports (``scipy.linalg.cython_blas``).
+
+    The extension file is loaded by itself and forgotten again, so that the
+    first call does not pay for importing ``scipy.linalg`` (~0.15 s, most of
+    a warm first call); a later ``import scipy.linalg`` gets the same module.
+    """
+    import scipy
+    parts = module.split(".")
+    folder = Path(scipy.__file__).parent.joinpath(*parts[1:-1])
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = folder / (parts[-1] + suffix)
+        if module not in sys.modules and path.exists():
+            spec = importlib.util.spec_from_file_location(module, path)
+            ext = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(ext)
+            sys.modules[module] = ext
+            try:
+                return get_cython_function_address(module, name)
+            finally:
+                del sys.modules[module]
+    return get_cython_function_address(module, name)
+
+
 # BLAS gemm from scipy's Cython BLAS, registered as named symbols so that
 # functions calling it stay cacheable (ctypes pointers would not be).
-_llvm.add_symbol("numbad_dgemm", get_cython_function_address("scipy.linalg.cython_blas", "dgemm"))
-_llvm.add_symbol("numbad_sgemm", get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+_llvm.add_symbol("numbad_dgemm", cython_function_address("scipy.linalg.cython_blas", "dgemm"))
+_llvm.add_symbol("numbad_sgemm", cython_function_address("scipy.linalg.cython_blas", "sgemm"))
 _vp = types.voidptr
 _dgemm = types.ExternalFunction("numbad_dgemm", types.void(*([_vp] * 13)))
 _sgemm = types.ExternalFunction("numbad_sgemm", types.void(*([_vp] * 13)))

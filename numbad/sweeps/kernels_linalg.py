@@ -66,20 +66,42 @@ def _put(buf, off, M, L, j, acc):
 
 @_jit
 def _mm(A, B, tA, tB):
-    """op(A) @ op(B) (op: transpose where flagged) through the BLAS gemm of the matmul op."""
+    """op(A) @ op(B) (op: transpose where flagged) through the BLAS gemm of the matmul op
+    (called with its integer flags, so that one compiled gemm serves both)."""
     M = A.shape[1] if tA else A.shape[0]
     K = A.shape[0] if tA else A.shape[1]
     N = B.shape[0] if tB else B.shape[1]
     C = np.empty((M, N), np.float64)
-    gemm(tA, tB, M, N, K, np.ascontiguousarray(A).reshape(-1), 0, A.shape[1],
+    gemm(1 if tA else 0, 1 if tB else 0, M, N, K, np.ascontiguousarray(A).reshape(-1), 0, A.shape[1],
          np.ascontiguousarray(B).reshape(-1), 0, B.shape[1], 0.0, C.reshape(-1), 0, N,
          np.zeros(10, np.int64))
     return C
 
 
 @_jit
+def _lin(A, a, B, b, transpose_b):
+    """a A + b op(B), op a transpose where asked: one compiled loop instead of numba array
+    expressions (each of which would compile its own, and cost cold-compile seconds)."""
+    rows, cols = A.shape
+    out = np.empty((rows, cols), np.float64)
+    for r in range(rows):
+        for c in range(cols):
+            out[r, c] = a * A[r, c] + b * (B[c, r] if transpose_b else B[r, c])
+    return out
+
+
+@_jit
 def _sym(M):
-    return 0.5 * (M + M.T)
+    return _lin(M, 0.5, M, 0.5, True)
+
+
+@_jit
+def _dot(A, B):
+    s = 0.0
+    for r in range(A.shape[0]):
+        for c in range(A.shape[1]):
+            s += A[r, c] * B[r, c]
+    return s
 
 
 @_jit
@@ -237,7 +259,8 @@ def solve_vjp(vals, aoff, yoff, adj, goff, a_on, da, a_acc, b_on, db, b_acc, ip,
             if b_on:
                 _put(adj, db + b * sB, gB, L, j, b_acc or (sB == 0 and b > 0))
             if a_on:
-                _put(adj, da + b * sA, -_mm(gB, X, False, True), L, j, a_acc or (sA == 0 and b > 0))
+                gA = _mm(gB, X, False, True)
+                _put(adj, da + b * sA, _lin(gA, -1.0, gA, 0.0, False), L, j, a_acc or (sA == 0 and b > 0))
 
 
 @_jit
@@ -248,11 +271,9 @@ def solve_jvp(vals, aoff, yoff, tan, a_on, ta, b_on, tb, ty, ip, ia, L):
         A = _mat(vals, aoff + b * sA, n, n, 1, 0)
         X = _mat(vals, yoff + b * n * k, n, k, 1, 0)
         for j in range(L):
-            R = np.zeros((n, k), np.float64)
-            if b_on:
-                R += _mat(tan, tb + b * sB, n, k, L, j)
+            R = _mat(tan, tb + b * sB, n, k, L, j) if b_on else np.zeros((n, k), np.float64)
             if a_on:
-                R -= _mm(_mat(tan, ta + b * sA, n, n, L, j), X, False, False)
+                R = _lin(R, 1.0, _mm(_mat(tan, ta + b * sA, n, n, L, j), X, False, False), -1.0, False)
             _put(tan, ty + b * n * k, _solve(A, R, False), L, j, False)
 
 
@@ -273,16 +294,16 @@ def logabsdet_vjp(vals, aoff, adj, goff, da, acc, ip, ia, L):
     for b in range(Bt):
         invT = np.ascontiguousarray(_inv(_mat(vals, aoff + b * n * n, n, n, 1, 0)).T)
         for j in range(L):
-            _put(adj, da + b * n * n, invT * adj[(goff + b) * L + j], L, j, acc)
+            _put(adj, da + b * n * n, _lin(invT, adj[(goff + b) * L + j], invT, 0.0, False), L, j, acc)
 
 
 @_jit
 def logabsdet_jvp(vals, aoff, tan, ta, ty, ip, ia, L):
     Bt, n = ip[ia], ip[ia + 1]
     for b in range(Bt):
-        invT = _inv(_mat(vals, aoff + b * n * n, n, n, 1, 0)).T
+        inv = _inv(_mat(vals, aoff + b * n * n, n, n, 1, 0))
         for j in range(L):
-            tan[(ty + b) * L + j] = np.sum(invT * _mat(tan, ta + b * n * n, n, n, L, j))
+            tan[(ty + b) * L + j] = _dot(np.ascontiguousarray(inv.T), _mat(tan, ta + b * n * n, n, n, L, j))
 
 
 # --------------------------------------------------------------------------- cholesky
@@ -301,7 +322,7 @@ def cholesky_vjp(vals, yoff, adj, goff, da, acc, ip, ia, L):
         Lm = _mat(vals, yoff + b * n * n, n, n, 1, 0)
         for j in range(L):
             P = _tril(_mm(Lm, _mat(adj, goff + b * n * n, n, n, L, j), True, False), 0)
-            P = 0.5 * (P + _tril(P, -1).T)
+            P = _lin(P, 0.5, _tril(P, -1), 0.5, True)
             gA = _solve(Lm, P, True)                                   # L^-T P
             gA = np.ascontiguousarray(_solve(Lm, np.ascontiguousarray(gA.T), True).T)   # ... L^-1
             _put(adj, da + b * n * n, gA, L, j, acc)
@@ -349,6 +370,14 @@ def _coupled(num, gap):
 
 
 @_jit
+def _squares(s):
+    out = np.empty_like(s)
+    for i in range(s.shape[0]):
+        out[i] = s[i] * s[i]
+    return out
+
+
+@_jit
 def _gaps(w):
     n = w.shape[0]
     E = np.empty((n, n), np.float64)
@@ -370,7 +399,7 @@ def eigh_vjp(vals, yoff, adj, goff, da, acc, ip, ia, L):
         for j in range(L):
             gw = _mat(adj, goff + b * (n + n * n), 1, n, L, j)[0]
             X = _mm(V, _mat(adj, goff + b * (n + n * n) + n, n, n, L, j), True, False)
-            R = _coupled(0.5 * (X - X.T), E)
+            R = _coupled(_lin(X, 0.5, X, -0.5, True), E)
             for i in range(n):
                 R[i, i] = gw[i]
             _put(adj, da + b * n * n, _mm(_mm(V, R, False, False), V, False, True), L, j, acc)
@@ -432,16 +461,16 @@ def svd_vjp(vals, yoff, adj, goff, da, acc, ip, ia, L):
         U = _mat(vals, o, m, k, 1, 0)
         S = _mat(vals, o + m * k, 1, k, 1, 0)[0]
         Vh = _mat(vals, o + m * k + k, k, n, 1, 0)
-        E = _gaps(S * S)
+        E = _gaps(_squares(S))
         for j in range(L):
             g = goff + b * size
             gU = _mat(adj, g, m, k, L, j)
             gS = _mat(adj, g + m * k, 1, k, L, j)[0]
             gVh = _mat(adj, g + m * k + k, k, n, L, j)
             UhgU = _mm(U, gU, True, False)
-            UhgU = UhgU - UhgU.T
+            UhgU = _lin(UhgU, 1.0, UhgU, -1.0, True)
             VhgV = _mm(Vh, gVh, False, True)
-            VhgV = VhgV - VhgV.T
+            VhgV = _lin(VhgV, 1.0, VhgV, -1.0, True)
             num = np.empty((k, k), np.float64)
             for r in range(k):
                 for c in range(k):
@@ -451,11 +480,13 @@ def svd_vjp(vals, yoff, adj, goff, da, acc, ip, ia, L):
                 R[i, i] = gS[i]
             if m > n:
                 gUS = _over_s(gU, S, True)
-                inner = _mm(U, R, False, False) + gUS - _mm(U, _mm(U, gUS, True, False), False, False)
+                inner = _lin(_lin(_mm(U, R, False, False), 1.0, gUS, 1.0, False), 1.0,
+                             _mm(U, _mm(U, gUS, True, False), False, False), -1.0, False)
                 gA = _mm(inner, Vh, False, False)
             elif m < n:
                 SgVh = _over_s(gVh, S, False)
-                inner = _mm(R, Vh, False, False) + SgVh - _mm(_mm(SgVh, Vh, False, True), Vh, False, False)
+                inner = _lin(_lin(_mm(R, Vh, False, False), 1.0, SgVh, 1.0, False), 1.0,
+                             _mm(_mm(SgVh, Vh, False, True), Vh, False, False), -1.0, False)
                 gA = _mm(U, inner, False, False)
             else:
                 gA = _mm(_mm(U, R, False, False), Vh, False, False)
@@ -472,7 +503,7 @@ def svd_jvp(vals, yoff, tan, ta, ty, ip, ia, L):
         U = _mat(vals, o, m, k, 1, 0)
         S = _mat(vals, o + m * k, 1, k, 1, 0)[0]
         Vh = _mat(vals, o + m * k + k, k, n, 1, 0)
-        E = _gaps(S * S)
+        E = _gaps(_squares(S))
         for j in range(L):
             dA = _mat(tan, ta + b * m * n, m, n, L, j)
             dAV = _mm(dA, Vh, False, True)
@@ -486,9 +517,11 @@ def svd_jvp(vals, yoff, tan, ta, ty, ip, ia, L):
             dU = _mm(U, _coupled(PS, E), False, False)
             dV = _mm(Vh, _coupled(SP, E), True, False)
             if m > k:
-                dU += _over_s(dAV - _mm(U, P, False, False), S, True)
+                dU = _lin(dU, 1.0, _over_s(_lin(dAV, 1.0, _mm(U, P, False, False), -1.0, False), S, True),
+                          1.0, False)
             if n > k:
-                dV += _over_s(_mm(dA, U, True, False) - _mm(Vh, P, True, True), S, True)
+                dV = _lin(dV, 1.0, _over_s(_lin(_mm(dA, U, True, False), 1.0, _mm(Vh, P, True, True), -1.0,
+                                                False), S, True), 1.0, False)
             t = ty + b * size
             _put(tan, t, dU, L, j, False)
             for i in range(k):

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 20000
@@ -117,8 +118,9 @@ def _assign(a):
     return out
 
 
-def per_op_costs(n=N, repeat=5):
-    """``{op name: (reverse ns/op, forward ns/op)}`` for every op with a scalar case."""
+def repeated_sweeps(name, n=N):
+    """``(reverse, forward)``: callables running the njit interpreters over ``n`` copies of the
+    op row that ``name``'s scalar case records (reverse is None for non-differentiable ops)."""
     import numbad as nb  # noqa: F401  (fills the registry)
     from numbad import sweeps
     from numbad.functional._common import Call
@@ -126,34 +128,49 @@ def per_op_costs(n=N, repeat=5):
 
     g = sweeps.interpreters()
     ws = sweeps.workspace()
+    op = OPS[name]
+    f, args = scalar_cases()[name]
+    call = Call(tuple(args), False)
+    call.run(f)
+    ops, off, size, ip, vals = call.tape.arrays()
+    rows = [k for k in range(ops.shape[0]) if ops[k, 0] == op.code]
+    if not rows:
+        raise RuntimeError(f"the scalar case of {name} does not record it")
+    row = ops[rows[-1]]
+    rep = np.ascontiguousarray(np.repeat(row[None, :], n, axis=0))
+    vals = vals.copy()
+
+    def forward():
+        g.forward(rep, off, size, ip, vals, 0, n, ws)
+
+    if not op.differentiable:
+        return None, forward
+    seed = np.zeros(vals.shape[0], vals.dtype)
+    seed[off[row[1]]:off[row[1]] + size[row[1]]] = 1.0
+    varying = np.ones(off.shape[0], np.bool_)      # every node varies: mark_varying does nothing
+
+    def reverse():
+        adj = seed.copy()
+        adj_set = np.zeros(off.shape[0], np.bool_)
+        adj_set[row[1]] = True
+        g.reverse(rep, off, size, ip, vals, adj, adj_set, varying, 0, n, ws)
+    return reverse, forward
+
+
+def per_op_costs(n=N, repeat=5):
+    """``{op name: (reverse ns/op, forward ns/op)}`` for every op with a scalar case."""
     results = {}
-    for name, (f, args) in scalar_cases().items():
-        op = OPS[name]
-        call = Call(tuple(args), False)
-        call.run(f)
-        tape = call.tape
-        ops, off, size, ip, vals = tape.arrays()
-        rows = [k for k in range(ops.shape[0]) if ops[k, 0] == op.code]
-        if not rows:
-            raise RuntimeError(f"the scalar case of {name} does not record it")
-        row = ops[rows[-1]]
-        rep = np.ascontiguousarray(np.repeat(row[None, :], n, axis=0))
-        vals = vals.copy()
-        best_r = best_f = np.inf
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            g.forward(rep, off, size, ip, vals, 0, n, ws)
-            best_f = min(best_f, time.perf_counter() - t0)
-            if op.differentiable:
-                adj = np.zeros(vals.shape[0], vals.dtype)
-                adj_set = np.zeros(off.shape[0], np.bool_)
-                varying = np.ones(off.shape[0], np.bool_)
-                adj[off[row[1]]:off[row[1]] + size[row[1]]] = 1.0
-                adj_set[row[1]] = True
+    for name in scalar_cases():
+        reverse, forward = repeated_sweeps(name, n)
+        times = []
+        for fn in (reverse, forward):
+            best = np.inf
+            for _ in range(repeat if fn is not None else 0):
                 t0 = time.perf_counter()
-                g.reverse(rep, off, size, ip, vals, adj, adj_set, varying, 0, n, ws)
-                best_r = min(best_r, time.perf_counter() - t0)
-        results[name] = (best_r / n * 1e9 if op.differentiable else float("nan"), best_f / n * 1e9)
+                fn()
+                best = min(best, time.perf_counter() - t0)
+            times.append(best / n * 1e9 if fn is not None else float("nan"))
+        results[name] = tuple(times)
     return results
 
 
@@ -211,31 +228,15 @@ def report_latency(root, warm_runs=3):
 
 
 # ----------------------------------------------------------------------------- pytest-benchmark
-def _bench(benchmark, name):
-    import numbad as nb  # noqa: F401
-    from numbad import sweeps
-    from numbad.functional._common import Call
-    from numbad.ops import OPS
-
-    f, args = scalar_cases()[name]
-    call = Call(tuple(args), False)
-    outs = call.run(lambda *a: [f(*a) for _ in range(1000)])
-    seeds = [(o._node, np.ones(o.shape)) for o in outs]
-    tape = call.tape
-    benchmark(sweeps.reverse, tape, call.begin, tape.n_ops, call.input_nodes, seeds)
-    assert OPS[name].differentiable
+BENCHMARKED = ("exp", "multiply", "gather", "scatter", "matmul", "amax", "cumsum", "cumprod", "take_along",
+               "assign", "solve", "svd")
 
 
-def test_reverse_exp(benchmark):
-    _bench(benchmark, "exp")
-
-
-def test_reverse_gather(benchmark):
-    _bench(benchmark, "gather")
-
-
-def test_reverse_amax(benchmark):
-    _bench(benchmark, "amax")
+@pytest.mark.parametrize("name", BENCHMARKED)
+def test_reverse_sweep(benchmark, name):
+    """Reverse sweep over 20,000 one-element copies of the op (divide by 20,000 for ns/op)."""
+    reverse, _ = repeated_sweeps(name)
+    benchmark(reverse)
 
 
 def main():

@@ -9,7 +9,8 @@ to what it inlines rewrites the file and invalidates the cache.
 The interpreters are ``if``/``elif`` chains over opcodes. An elementwise op's
 branch is a loop with the registry's rule expression pasted in (one fused
 loop per rule, no function call per element); structural ops call the
-kernels of :mod:`numbad.sweeps.kernels`. Pasting the loops, rather than
+kernels of :mod:`numbad.sweeps.kernels` and :mod:`numbad.sweeps.kernels_linalg`,
+through the per-kind templates of :data:`STRUCTURAL`. Pasting the loops, rather than
 calling a helper per op, keeps Numba's cold compile time to one function per
 interpreter.
 """

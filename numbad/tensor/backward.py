@@ -84,7 +84,7 @@ def put_add_by_index(g, ia, shape):
 def _reshape(t, shape):
     if t.shape == tuple(shape):
         return t
-    from .shape import reshape
+    from .numpy_api import reshape
     return reshape(t, shape)
 
 
@@ -104,7 +104,7 @@ def _elementwise(tape, op, out, operands, ia, g, varying):
         else:
             contrib = g * d
         if tape.node_size[nd] != n:          # broadcast from one element: sum the cotangent
-            from .reductions import sum_
+            from .numpy_api import sum_
             contrib = sum_(contrib)
         result.append((nd, _reshape(contrib, tape.node_shape[nd])))
     return result
@@ -133,7 +133,7 @@ def _matmul(tape, op, out, operands, ia, g, varying):
         value = np.matmul(np.swapaxes(Fv, -1, -2) if tf else Fv, np.swapaxes(Sv, -1, -2) if ts else Sv)
         prod = core.matmul(F, S, tf, ts, Bt, R, I, C, sF, sS, value)
         if sD == 0 and Bt > 1:                # one matrix broadcast over the batch: sum the batch
-            from .reductions import sum_
+            from .numpy_api import sum_
             prod = sum_(prod, axis=0)
         result.append((nd, _reshape(prod, tape.node_shape[nd])))
     return result

@@ -32,7 +32,7 @@ N = 20000
 
 
 def scalar_cases():
-    """op name -> (function of one-element Tensors, number of inputs): records the op once."""
+    """op name -> (function of one-element Tensors, example inputs): records the op once."""
     from numbad.ops import OPS
     import numbad as nb
 

@@ -8,7 +8,9 @@ the destination or overwrite it.
 
 Index maps are read straight from the tape's integer pool ``ip`` at offset
 ``ia`` (see :mod:`numbad.ops.structural` for the layouts), so no kernel
-allocates: the only scratch memory is the sweep's workspace ``ws``.
+allocates: the only scratch memory is the sweep's workspace ``ws`` (argsort,
+whose sort needs a segment's worth, is the one exception; the linear-algebra
+kernels of :mod:`numbad.sweeps.kernels_linalg` allocate LAPACK workspace).
 """
 import importlib.machinery
 import importlib.util

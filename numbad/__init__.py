@@ -20,8 +20,11 @@ from .functional.vjp import vjp
 from .recorded import BranchChanged, Tape, record
 from .tensor.core import Tensor
 from .tensor import numpy_api as _numpy_api  # noqa: F401  (attaches Tensor's numpy protocol)
+from .tensor.creation import empty, full, ones, zeros
+from .tensor.reductions import logsumexp
 
 __version__ = "0.1.0"
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp", "grad", "value_and_grad", "hessp",
-           "record", "Tape", "BranchChanged", "Tensor", "special"]
+           "record", "Tape", "BranchChanged", "Tensor", "special",
+           "zeros", "ones", "empty", "full", "logsumexp"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from .ops import OPS
 
-__all__ = ["erf", "erfc", "gammaln", "digamma", "polygamma", "expit", "logit", "softplus"]
+__all__ = ["erf", "erfc", "gammaln", "digamma", "polygamma", "expit", "logit", "softplus", "logsumexp"]
 
 
 def _scipy(name):
@@ -81,3 +81,12 @@ def logit(x):
 def softplus(x):
     """``log(1 + exp(x))``, computed stably (``scipy.special.softplus``)."""
     return _apply("softplus", "softplus", x)
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """``log(sum(b * exp(a)))`` computed stably (``scipy.special.logsumexp``); see ``nb.logsumexp``."""
+    from .tensor.core import Tensor
+    if type(a) is Tensor or type(b) is Tensor:
+        from .tensor.reductions import logsumexp as lse
+        return lse(a, axis, b, keepdims, return_sign)
+    return _scipy("logsumexp")(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)

@@ -198,7 +198,9 @@ class Recording:
         """Widen the arena (float32 values met a float64 value): exact for stored values."""
         self.dtype = np.dtype(dtype)
         self.narrow = self.dtype.itemsize < 8
-        self.arena = self.arena.astype(self.dtype)
+        wide = np.empty(self.arena.shape[0], self.dtype)
+        wide[: self.top] = self.arena[: self.top]      # only what was written: the rest is garbage
+        self.arena = wide
 
     def const(self, value):
         """Node for a constant; Python and numpy scalars are shared per tape."""

@@ -1,7 +1,9 @@
-"""One thorough derivative check, used by the structural-op tests."""
+"""One thorough derivative check, used by the structural-op and numpy-function tests."""
 import numpy as np
 
 import numbad as nb
+from numbad import sweeps
+from numbad.functional._common import Call
 
 from helpers import assert_close, central_vjp, nb_second, torch_vjp
 
@@ -36,6 +38,7 @@ def check_derivatives(f, args, torch_f=None, second=True, seed=0, value=None):
     for k, (gk, g64) in enumerate(zip(g32, g)):
         assert gk.dtype == np.float32
         assert_close(gk, g64, rtol=1e-3, atol=1e-3, what=f"d/darg{k} float32")
+    check_sweeps(f, args, [v, rng.standard_normal(np.shape(ref)), rng.standard_normal(np.shape(ref))], rng)
     if second:
         u = [rng.standard_normal(a.shape) for a in args]
         s = nb_second(f, args, v, u)
@@ -46,3 +49,44 @@ def check_derivatives(f, args, torch_f=None, second=True, seed=0, value=None):
         for k, (sk, fk) in enumerate(zip(s, fd)):
             assert_close(sk, fk, rtol=1e-5, atol=1e-6, what=f"d2/darg{k} vs finite differences")
     return g
+
+
+def check_sweeps(f, args, vs, rng, lanes=3):
+    """Every other interpreter on the tape of ``f``: forward replay, tangents, lanes.
+
+    The replay recomputes every recorded value; the tangent sweep matches
+    central differences along a random direction; the ``L``-lane reverse and
+    tangent sweeps match ``L`` one-lane sweeps.
+    """
+    call = Call(tuple(args), False)
+    out = call.run(f)
+    tape, begin, end = call.tape, call.begin, call.tape.n_ops
+    ops, off, size, ip, vals = tape.arrays()
+    replay = vals.copy()
+    for o in ops[begin:end, 1]:
+        replay[off[o]:off[o] + size[o]] = np.nan
+    sweeps.interpreters().forward(ops, off, size, ip, replay, begin, end, sweeps.workspace())
+    assert_close(replay, vals, rtol=1e-10, atol=1e-12, what="forward replay")
+    if not isinstance(out, nb.Tensor) or out._tape is not tape:
+        return
+    nodes, n = call.input_nodes, out._node
+    us = [[rng.standard_normal(np.shape(a)) for a in args] for _ in range(lanes)]
+    jv = sweeps.tangent(tape, begin, end, nodes, us[0], [n])[0]
+    jv = np.zeros(out.shape) if jv is None else jv.reshape(out.shape)
+    h = 1e-6
+    plus = evaluate(f, [a + h * u for a, u in zip(args, us[0])])
+    minus = evaluate(f, [a - h * u for a, u in zip(args, us[0])])
+    assert_close(jv, (plus - minus) / (2 * h), rtol=1e-6, atol=1e-6, what="tangent vs finite differences")
+    # lanes: one sweep pushing `lanes` tangents (cotangents) equals `lanes` one-lane sweeps
+    tl = sweeps.tangent(tape, begin, end, nodes,
+                        [np.stack([u[k] for u in us], axis=-1) for k in range(len(args))], [n], lanes)[0]
+    for j, u in enumerate(us):
+        t1 = sweeps.tangent(tape, begin, end, nodes, u, [n])[0]
+        if t1 is not None:
+            assert_close(tl.reshape(-1, lanes)[:, j], t1, rtol=1e-12, atol=1e-12, what="tangent lanes")
+    rl = sweeps.reverse(tape, begin, end, nodes, [(n, np.stack([np.asarray(v) for v in vs], axis=-1))], lanes)
+    for j, v in enumerate(vs):
+        r1 = sweeps.reverse(tape, begin, end, nodes, [(n, v)])
+        for k, (a, b) in enumerate(zip(rl, r1)):
+            if b is not None:
+                assert_close(a.reshape(-1, lanes)[:, j], b, rtol=1e-12, atol=1e-12, what=f"reverse lanes arg{k}")

@@ -28,7 +28,7 @@ SPECIAL = {"erf": (nb.special.erf, torch.erf), "erfc": (nb.special.erfc, torch.e
            "gammaln": (nb.special.gammaln, torch.lgamma), "expit": (nb.special.expit, torch.sigmoid),
            "logit": (nb.special.logit, torch.logit),
            "softplus": (nb.special.softplus, torch.nn.functional.softplus)}
-NO_TORCH = {"cbrt", "heaviside", "round_decimals"}     # PyTorch has no (differentiable) counterpart
+NO_TORCH = {"cbrt", "heaviside", "round_decimals", "floor_divide"}   # PyTorch has no (differentiable) one
 
 
 def case(op, shapes, rng):
@@ -45,6 +45,9 @@ def case(op, shapes, rng):
     args = [rng.uniform(*dom, size=shape) for dom, shape in zip(op.domain, shapes)]
     if op.name in SPECIAL:
         return SPECIAL[op.name] + (args,)
+    if op.name == "sqrt_subgrad":       # np.linalg.norm's sqrt: PyTorch's sqrt away from 0
+        from numbad.tensor.linalg import sqrt_subgrad
+        return sqrt_subgrad, torch.sqrt, args
     if op.name == "clip":
         return (lambda a, b, c: np.clip(a, b, c)), (lambda a, b, c: torch.clamp(a, b, c)), args
     if op.name in NO_TORCH:
@@ -141,3 +144,69 @@ def test_nondifferentiable_ops_give_booleans_and_block_derivatives(op):
     assert isinstance(r, nb.Tensor) and r.dtype == np.bool_
     assert np.array_equal(r.detach(), expected)
     assert_close(g, np.where(expected, 2.0, 3.0), what=f"{op.name}: no derivative through the mask")
+
+
+# ----------------------------------------------------------------------------- every spelling reaches its op
+def _numpy_attr(spelling):
+    obj = np
+    for part in spelling[3:].split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+@pytest.mark.parametrize("op", ELEMENTWISE + NONDIFF, ids=lambda op: op.name)
+def test_every_numpy_and_torch_spelling_reaches_the_op(op):
+    """``np.xxx`` names of the row are ufuncs or handled functions; PyTorch method names are methods."""
+    from numbad.tensor.numpy_api import HANDLED
+    x = [np.random.default_rng(0).uniform(*dom, 3) for dom in op.domain]
+    for spelling in op.numpy_names:
+        if not spelling.startswith("np.") or "(" in spelling:
+            continue
+        fn = _numpy_attr(spelling)
+        assert fn is not None, spelling
+        assert fn in HANDLED or getattr(fn, "nin", None) is not None, spelling
+        if isinstance(fn, np.ufunc) and op.kind != "nondiff":
+            out, _ = nb.vjp(lambda *a: fn(*a), tuple(x), np.ones(3))
+            assert np.array_equal(out, fn(*x), equal_nan=True), spelling
+    for name in op.torch_names:
+        if "." in name:
+            continue
+        assert callable(getattr(nb.Tensor, name, None)), f"Tensor has no method {name} ({op.name})"
+
+
+def test_method_spellings_compute_the_ops():
+    x = np.array([-1.5, 0.2, 2.5])
+
+    def f(x):
+        parts = [x.clamp(min=0.0), x.clamp(max=0.5), x.clamp(-1, 1), x.clamp_min(0.1), x.clamp_max(0.1),
+                 x.abs(), x.neg(), x.sigmoid(), x.erf(), x.lgamma() * 0 + x.exp(), x.floor_divide(0.7),
+                 np.true_divide(x, 2.0), np.abs(x), np.floor_divide(x, 0.7), x // 0.7, divmod(x, 0.7)[1],
+                 np.divmod(x, 0.7)[0], x.pow(2), x.sqrt().nan_to_num(0.0) if hasattr(x, "nan_to_num") else x]
+        return np.stack(parts)
+    out, g = nb.vjp(f, x, np.ones((19, 3)))
+    xt = torch.tensor(x, requires_grad=True)
+    tparts = [xt.clamp(min=0.0), xt.clamp(max=0.5), xt.clamp(-1, 1), xt.clamp_min(0.1), xt.clamp_max(0.1),
+              xt.abs(), xt.neg(), xt.sigmoid(), xt.erf(), xt.lgamma() * 0 + xt.exp(),
+              torch.floor_divide(xt.detach(), 0.7), xt / 2.0, xt.abs(), torch.floor_divide(xt.detach(), 0.7),
+              torch.floor_divide(xt.detach(), 0.7), torch.remainder(xt, 0.7), torch.floor_divide(xt.detach(), 0.7),
+              xt.pow(2), xt]
+    tout = torch.stack(tparts)
+    tout.sum().backward()
+    assert_close(out, tout.detach().numpy())
+    assert_close(g, xt.grad.numpy())
+
+
+def test_comparison_methods_and_predicates():
+    x = np.array([-1.0, 0.0, 2.0])
+
+    def f(x):
+        masks = [x.lt(0), x.le(0), x.gt(0), x.ge(0), x.eq(0), x.ne(0), x.isfinite(), x.isnan(), x.isinf(),
+                 x.signbit(), x.logical_not(), (x > 0) & (x < 3), (x > 0) | (x < -0.5), (x > 0) ^ (x > 1)]
+        return sum(np.where(m, 1.0, 0.0) * (k + 1) for k, m in enumerate(masks)) * x
+    out, g = nb.vjp(f, x, np.ones(3))
+    xt = torch.tensor(x)
+    masks = [xt.lt(0), xt.le(0), xt.gt(0), xt.ge(0), xt.eq(0), xt.ne(0), xt.isfinite(), xt.isnan(), xt.isinf(),
+             xt.signbit(), xt.logical_not(), (xt > 0) & (xt < 3), (xt > 0) | (xt < -0.5), (xt > 0) ^ (xt > 1)]
+    weights = sum(torch.where(m, 1.0, 0.0) * (k + 1) for k, m in enumerate(masks)).numpy()
+    assert_close(out, weights * x)
+    assert_close(g, weights)

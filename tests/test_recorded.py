@@ -392,3 +392,38 @@ def test_dead_code_is_not_replayed():
     tape = nb.record(f, np.ones(3))
     names = tape.summary()
     assert "exp" not in names.split("ops by kind:")[1].splitlines()[0]
+
+
+def test_every_op_kind_has_a_file_validator():
+    from numbad.ops import OPS
+    from numbad.ops.validate import VALIDATORS
+    missing = {op.kind for op in OPS.values()} - set(VALIDATORS)
+    assert not missing, f"op kinds that a loaded tape file could not be checked for: {missing}"
+
+
+@pytest.mark.parametrize("f, example, entry", [
+    (lambda x: np.sort(x) * 2.0, np.array([3.0, 1.0, 2.0]), "take_along"),
+    (lambda x: np.max(x, axis=0), np.ones((3, 2)), "extreme"),
+    (lambda A: np.linalg.slogdet(A)[1], np.eye(2) * 2.0, "logabsdet"),
+])
+def test_tampered_attributes_of_new_kinds_are_rejected(tmp_path, f, example, entry):
+    path, d = _saved(tmp_path, f, example)
+    from numbad.ops import BY_CODE
+    ops = d["b0_ops"]
+    k = next(i for i in range(ops.shape[0]) if BY_CODE[int(ops[i, 0])].kind == entry)
+    d["b0_ip"][ops[k, 5]] += 7
+    _write(path, d)
+    with pytest.raises(ValueError, match="not a valid tape"):
+        nb.Tape.load(path)
+
+
+def test_node_held_indices_are_checked_on_replay():
+    def f(x, k):
+        idx = np.argsort(k) + (k[0] > 0.5)          # indices computed from data, recomputed on replay
+        return np.take_along_axis(x, idx, axis=0)
+    x, k = np.array([1.0, 2.0, 3.0]), np.array([0.3, 0.1, 0.2])
+    tape = nb.record(f, (x, k))
+    out, _ = tape.vjp((x, np.array([0.3, 0.2, 0.1])), np.ones(3))
+    assert_close(out, [3.0, 2.0, 1.0])
+    with pytest.raises(IndexError, match="out of range"):
+        tape((x, np.array([0.9, 0.1, 0.2])))        # argsort + 1 reaches past the end

@@ -41,6 +41,9 @@ ew("square", 11, np.square, "x * x", ("2.0 * x",), torch=("square",), domain=(R,
 ew("reciprocal", 12, np.reciprocal, "1.0 / x", ("-(y * y)",), torch=("reciprocal",), domain=(POS,))
 ew("sqrt", 13, np.sqrt, "sqrt(x)", ("0.5 / y",), torch=("sqrt",), domain=(POS,),
    kink="infinite derivative at 0, as PyTorch")
+ew("sqrt_subgrad", 15, None, "sqrt(x)", ("where(y == 0.0, 0.0, 0.5 / y)",),
+   numpy=("np.linalg.norm",), domain=(POS,),
+   kink="derivative 0 at 0: the subgradient PyTorch's norms take at the zero vector")
 ew("cbrt", 14, np.cbrt, "cbrt(x)", ("1.0 / (3.0 * y * y)",), domain=(POS,))
 
 # --- exponentials and logarithms ---------------------------------------------
@@ -126,6 +129,8 @@ ew("rint", 64, np.rint, "rint(x)", ("0.0",), torch=("round",), numpy=("np.rint",
    domain=(R,), kink=_ZERO)
 ew("round_decimals", 65, None, "rint(a * b) / b", ("0.0", "0.0"),
    numpy=("np.round(x, decimals)",), nondiff_args=(1,), domain=(R, (10.0, 10.0)), kink=_ZERO)
+ew("floor_divide", 67, np.floor_divide, "a // b", ("0.0", "0.0"), torch=("floor_divide", "__floordiv__"),
+   numpy=("np.floor_divide", "//"), domain=(R, POS), kink=_ZERO)
 ew("heaviside", 66, np.heaviside, "where(isnan(a) | (a > 0.0), where(a > 0.0, 1.0, a), where(a < 0.0, 0.0, b))", ("0.0", "0.0"),
    torch=("heaviside",), domain=(R, R), kink=_ZERO)
 
@@ -168,5 +173,5 @@ for _name, _code, _uf, _expr, _torch in (
 
 # --- identity with no derivative: what a nested create_graph=False vjp returns inside nb.record,
 # so that the replayed tape recomputes the value while no derivative flows through it
-ew("stop_gradient", 1100, None, "x", None, numpy=("nested nb.vjp(create_graph=False) in nb.record",),
+ew("stop_gradient", 1050, None, "x", None, numpy=("nested nb.vjp(create_graph=False) in nb.record",),
    domain=(R,), kink="no derivative (a constant for the enclosing derivative)")

@@ -43,12 +43,12 @@ class Op:
     __slots__ = (
         "name", "code", "kind", "arity", "forward", "partials", "ufunc",
         "numpy_names", "torch_names", "kink", "domain", "nondiff_args",
-        "dtype_out", "tensor_partials", "doc",
+        "dtype_out", "tensor_partials", "doc", "param",
     )
 
     def __init__(self, name, code, kind, arity, *, forward=None, partials=(),
                  ufunc=None, numpy_names=(), torch_names=(), kink="",
-                 domain=None, nondiff_args=(), dtype_out=None, doc=""):
+                 domain=None, nondiff_args=(), dtype_out=None, doc="", param=0):
         self.name = name
         self.code = code
         self.kind = kind
@@ -63,6 +63,7 @@ class Op:
         self.nondiff_args = tuple(nondiff_args)
         self.dtype_out = dtype_out
         self.doc = doc
+        self.param = param            # a constant the kind's kernels take (a sign, a direction)
         self.tensor_partials = None  # compiled lazily from ``partials``
 
     @property
@@ -89,7 +90,7 @@ def register(op: Op) -> Op:
         raise ValueError(f"op {op.name!r} registered twice")
     if op.code in BY_CODE:
         raise ValueError(f"opcode {op.code} of {op.name!r} already used by {BY_CODE[op.code].name!r}")
-    if (op.code >= FIRST_NONDIFF_CODE) != (op.kind == "nondiff"):
+    if op.kind in ("elementwise", "nondiff") and (op.code >= FIRST_NONDIFF_CODE) != (op.kind == "nondiff"):
         raise ValueError(f"{op.name!r}: opcodes >= {FIRST_NONDIFF_CODE} are for, and only for, "
                          "non-differentiable ops")
     OPS[op.name] = op
@@ -109,16 +110,29 @@ def elementwise(name, code, ufunc, forward, partials=None, *, torch=(), kink="",
     if len(partials) != arity:
         raise ValueError(f"{name}: {arity} operands but {len(partials)} partials")
     np_names = tuple(numpy) or ((f"np.{ufunc.__name__}",) if ufunc is not None else ())
-    return register(Op(name, code, kind, arity, forward=forward, partials=partials,
-                       ufunc=ufunc, numpy_names=np_names, torch_names=tuple(torch),
-                       kink=kink, domain=domain, nondiff_args=nondiff_args,
-                       dtype_out=dtype_out, doc=doc))
+    op = register(Op(name, code, kind, arity, forward=forward, partials=partials,
+                     ufunc=ufunc, numpy_names=np_names, torch_names=tuple(torch),
+                     kink=kink, domain=domain, nondiff_args=nondiff_args,
+                     dtype_out=dtype_out, doc=doc))
+    for spelling in np_names:           # ufuncs of the same math under another name (np.radians)
+        alias = getattr(np, spelling[3:], None) if spelling.startswith("np.") else None
+        if isinstance(alias, np.ufunc):
+            BY_UFUNC.setdefault(alias, op)
+    return op
 
 
-def structural(name, code, kind, arity, *, numpy=(), torch=(), doc="", kink=""):
-    """Declare a non-elementwise op whose kernels live in :mod:`numbad.sweeps.kernels`."""
-    return register(Op(name, code, kind, arity, numpy_names=numpy, torch_names=torch,
-                       doc=doc, kink=kink))
+def structural(name, code, kind, arity, *, numpy=(), torch=(), doc="", kink="", param=0,
+               nondiff_args=(), dtype_out=None):
+    """Declare a non-elementwise op whose kernels live in :mod:`numbad.sweeps.kernels`.
+
+    Codes 200-399 are differentiable; a non-differentiable structural op (an
+    integer result such as argmax) takes a code from 1100 up.
+    """
+    differentiable = 200 <= code < 400
+    if not differentiable and not 1100 <= code < 1200:
+        raise ValueError(f"{name!r}: structural opcodes are 200-399 (differentiable) or 1100-1199")
+    return register(Op(name, code, kind, arity, numpy_names=numpy, torch_names=torch, doc=doc,
+                       kink=kink, param=param, nondiff_args=nondiff_args, dtype_out=dtype_out))
 
 
 def _names(expr):

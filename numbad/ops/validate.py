@@ -104,6 +104,69 @@ def _assemble(ck, op, row, what):
         ck.strided_map(ia, ck.size[nd], out_size, what)
 
 
+def _dims(ck, row, n, what):
+    d = [int(v) for v in ck.block(row[5], n, what)]
+    if min(d) < 0:
+        raise ValueError(f"{what}: negative dimensions")
+    return d
+
+
+def _expect(ck, what, **sizes):
+    """Each named node (``a``, ``b``, ``out``) must have the given number of elements."""
+    for name, want in sizes.items():
+        node = {"a": 2, "b": 3, "out": 1}[name]
+        if want is not None and (row_node := ck.row[node]) >= 0 and ck.size[row_node] != want:
+            raise ValueError(f"{what}: node {name} has {ck.size[row_node]} elements, expected {want}")
+        if want is not None and ck.row[node] < 0:
+            raise ValueError(f"{what}: operand {name} is missing")
+
+
+def _segment(reduce):
+    def check(ck, op, row, what):
+        O, R, I = _dims(ck, row, 3, what)
+        _expect(ck, what, a=O * R * I, out=O * I if reduce else O * R * I)
+    return check
+
+
+def _along(take):
+    def check(ck, op, row, what):
+        O, R, I, Q = _dims(ck, row, 4, what)
+        if take:
+            _expect(ck, what, a=O * R * I, b=O * Q * I, out=O * Q * I)
+        else:
+            _expect(ck, what, a=O * Q * I, b=O * Q * I, out=O * R * I)
+    return check
+
+
+def _assign(ck, op, row, what):
+    count, out_size = (int(v) for v in ck.block(row[5], 2, what))
+    ck.index_map(row[5], count, out_size, what)
+    _expect(ck, what, a=out_size, out=out_size)
+    if row[3] < 0 or ck.size[row[3]] not in (1, count):
+        raise ValueError(f"{what}: the assigned part does not fit its positions")
+
+
+def _solve(ck, op, row, what):
+    Bt, n, k, sA, sB = _dims(ck, row, 5, what)
+    if sA not in (0, n * n) or sB not in (0, n * k):
+        raise ValueError(f"{what}: invalid batch strides")
+    _expect(ck, what, a=(Bt if sA else 1) * n * n, b=(Bt if sB else 1) * n * k, out=Bt * n * k)
+
+
+def _square(out_per_matrix):
+    def check(ck, op, row, what):
+        Bt, n = _dims(ck, row, 2, what)
+        _expect(ck, what, a=Bt * n * n, out=Bt * out_per_matrix(n))
+    return check
+
+
+def _svd(ck, op, row, what):
+    Bt, m, n, k = _dims(ck, row, 4, what)
+    if k != min(m, n):
+        raise ValueError(f"{what}: k must be min(m, n)")
+    _expect(ck, what, a=Bt * m * n, out=Bt * (m * k + k + k * n))
+
+
 #: op kind -> check of one op row (kinds added to the registry must add theirs; a test checks it).
 VALIDATORS = {
     "elementwise": _elementwise,
@@ -115,6 +178,20 @@ VALIDATORS = {
     "put_add": _put_add,
     "matmul": _matmul,
     "assemble": _assemble,
+    "extreme": _segment(reduce=True),
+    "arg_extreme": _segment(reduce=True),
+    "argsort": _segment(reduce=False),
+    "scan_sum": _segment(reduce=False),
+    "cumprod": _segment(reduce=False),
+    "take_along": _along(take=True),
+    "put_along": _along(take=False),
+    "assign": _assign,
+    "solve": _solve,
+    "logabsdet": _square(lambda n: 1),
+    "det_sign": _square(lambda n: 1),
+    "cholesky": _square(lambda n: n * n),
+    "eigh": _square(lambda n: n + n * n),
+    "svd": _svd,
 }
 
 
@@ -157,6 +234,7 @@ def validate_tape_arrays(arrays, node_shape, out_spec, sites):
             raise ValueError(f"{what} ({op.name}): a node index is out of range")
         if produced[out] or out in inputs:
             raise ValueError(f"{what} ({op.name}): node {out} is written twice")
+        ck.row = row
         VALIDATORS[op.kind](ck, op, row, f"{what} ({op.name})")
         for x in operand_nodes(op, row, arrays["ip"]):
             if x == out:

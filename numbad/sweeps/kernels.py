@@ -8,8 +8,15 @@ the destination or overwrite it.
 
 Index maps are read straight from the tape's integer pool ``ip`` at offset
 ``ia`` (see :mod:`numbad.ops.structural` for the layouts), so no kernel
-allocates: the only scratch memory is the sweep's workspace ``ws``.
+allocates: the only scratch memory is the sweep's workspace ``ws`` (argsort,
+whose sort needs a segment's worth, is the one exception; the linear-algebra
+kernels of :mod:`numbad.sweeps.kernels_linalg` allocate LAPACK workspace).
 """
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import llvmlite.binding as _llvm
 from numba import njit, types
@@ -19,10 +26,35 @@ from numba.extending import get_cython_function_address
 # is shared by all interpreters, which keeps cold compile time down.
 _jit = njit(error_model="numpy", cache=True, nogil=True)
 
+
+def cython_function_address(module, name):
+    """Address of a function that a scipy Cython module exports (``scipy.linalg.cython_blas``).
+
+    The extension file is loaded by itself and forgotten again, so that the
+    first call does not pay for importing ``scipy.linalg`` (~0.15 s, most of
+    a warm first call); a later ``import scipy.linalg`` gets the same module.
+    """
+    import scipy
+    parts = module.split(".")
+    folder = Path(scipy.__file__).parent.joinpath(*parts[1:-1])
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = folder / (parts[-1] + suffix)
+        if module not in sys.modules and path.exists():
+            spec = importlib.util.spec_from_file_location(module, path)
+            ext = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(ext)
+            sys.modules[module] = ext
+            try:
+                return get_cython_function_address(module, name)
+            finally:
+                del sys.modules[module]
+    return get_cython_function_address(module, name)
+
+
 # BLAS gemm from scipy's Cython BLAS, registered as named symbols so that
 # functions calling it stay cacheable (ctypes pointers would not be).
-_llvm.add_symbol("numbad_dgemm", get_cython_function_address("scipy.linalg.cython_blas", "dgemm"))
-_llvm.add_symbol("numbad_sgemm", get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+_llvm.add_symbol("numbad_dgemm", cython_function_address("scipy.linalg.cython_blas", "dgemm"))
+_llvm.add_symbol("numbad_sgemm", cython_function_address("scipy.linalg.cython_blas", "sgemm"))
 _vp = types.voidptr
 _dgemm = types.ExternalFunction("numbad_dgemm", types.void(*([_vp] * 13)))
 _sgemm = types.ExternalFunction("numbad_sgemm", types.void(*([_vp] * 13)))
@@ -378,6 +410,321 @@ def matmul_jvp(vals, aoff, boff, tan, ta_on, taoff, tb_on, tboff, toff, ip, ia, 
         if tb_on:
             lane_matmul(False, tA, tB, M, N, K, vals, aoff + b * sA, tan, tboff + b * sB, lda,
                         tan, toff + b * M * N, L, beta, ws)
+
+
+# --------------------------------------------------------------------------- segments (axis ops)
+# Attribute block at ip[ia]: O, R, I (then Q for take_along/put_along). The operand is
+# viewed as (O, R, I) in C order and the op works along the middle axis: element
+# (o, r, i) is at o*R*I + r*I + i; a reduction's result (o, i) is at o*I + i.
+
+@_jit
+def segment_dims(ip, ia):
+    return ip[ia], ip[ia + 1], ip[ia + 2]
+
+
+@_jit
+def _is_extreme(v, y):
+    """Is ``v`` where the reduction's result ``y`` came from (NaN results come from NaNs)?"""
+    return v == y or (v != v and y != y)
+
+
+@_jit
+def extreme(src, soff, dst, doff, ip, ia, sign):
+    """dst[o, i] = max (sign 1) or min (sign -1) over r of src[o, r, i]; NaN propagates."""
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        b = soff + o * R * I
+        q = doff + o * I
+        for i in range(I):
+            dst[q + i] = src[b + i]
+        for r in range(1, R):
+            for i in range(I):
+                v = src[b + r * I + i]
+                if sign * v > sign * dst[q + i] or v != v:
+                    if dst[q + i] == dst[q + i]:      # a NaN result stays NaN
+                        dst[q + i] = v
+
+
+@_jit
+def _ties(vals, xo, y, o, i, R, I):
+    c = 0
+    for r in range(R):
+        if _is_extreme(vals[xo + o * R * I + r * I + i], y):
+            c += 1
+    return c
+
+
+@_jit
+def extreme_vjp(vals, xo, yo, adj, go, dxo, ip, ia, L, acc):
+    """d(max) is shared evenly among the elements equal to the result (PyTorch's amax)."""
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            q = o * I + i
+            y = vals[yo + q]
+            c = _ties(vals, xo, y, o, i, R, I)
+            for r in range(R):
+                p = o * R * I + r * I + i
+                hit = _is_extreme(vals[xo + p], y)
+                for j in range(L):
+                    w = adj[(go + q) * L + j] / c if hit else 0.0
+                    if acc:
+                        adj[(dxo + p) * L + j] += w
+                    else:
+                        adj[(dxo + p) * L + j] = w
+
+
+@_jit
+def extreme_jvp(vals, xo, yo, tan, txo, tyo, ip, ia, L):
+    """Tangent of max: the mean of the tangents of the elements equal to the result."""
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            q = o * I + i
+            y = vals[yo + q]
+            c = _ties(vals, xo, y, o, i, R, I)
+            for j in range(L):
+                s = 0.0
+                for r in range(R):
+                    p = o * R * I + r * I + i
+                    if _is_extreme(vals[xo + p], y):
+                        s += tan[(txo + p) * L + j]
+                tan[(tyo + q) * L + j] = s / c
+
+
+@_jit
+def arg_extreme(src, soff, dst, doff, ip, ia, sign):
+    """dst[o, i] = the first r where src[o, r, i] is largest (sign 1) or smallest; NaN first."""
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            b = soff + o * R * I + i
+            best = src[b]
+            k = 0
+            if best == best:
+                for r in range(1, R):
+                    v = src[b + r * I]
+                    if v != v:
+                        k = r
+                        break
+                    if sign * v > sign * best:
+                        best = v
+                        k = r
+            dst[doff + o * I + i] = k
+
+
+@_jit
+def scan_sum(src, soff, dst, doff, ip, ia, L, rev, acc):
+    """dst (+)= running sums of src along r, from the end when ``rev`` (cumsum's transpose)."""
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            for j in range(L):
+                s = 0.0
+                for t in range(R):
+                    p = o * R * I + (R - 1 - t if rev else t) * I + i
+                    s += src[(soff + p) * L + j]
+                    if acc:
+                        dst[(doff + p) * L + j] += s
+                    else:
+                        dst[(doff + p) * L + j] = s
+
+
+@_jit
+def cumprod(src, soff, dst, doff, ip, ia):
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            s = 1.0
+            for r in range(R):
+                p = o * R * I + r * I + i
+                s *= src[soff + p]
+                dst[doff + p] = s
+
+
+@_jit
+def _first_zero(vals, xo, o, i, R, I):
+    for r in range(R):
+        if vals[xo + o * R * I + r * I + i] == 0.0:
+            return r
+    return R
+
+
+@_jit
+def cumprod_vjp(vals, xo, yo, adj, go, dxo, ip, ia, L, acc):
+    """d/dx_j of y = cumprod(x): sum_{k >= j} g_k prod_{i <= k, i != j} x_i, in O(R) with zeros.
+
+    Before the first zero z this is (sum_{k >= j} g_k y_k) / x_j (PyTorch's formula); at z it
+    is y_{z-1} sum_{k >= z} g_k prod_{z < i <= k} x_i; after z every product holds x_z = 0.
+    """
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            z = _first_zero(vals, xo, o, i, R, I)
+            for j in range(L):
+                at_z = 0.0
+                if z < R:
+                    w = 1.0
+                    for k in range(z, R):
+                        if k > z:
+                            w *= vals[xo + o * R * I + k * I + i]
+                        at_z += adj[(go + o * R * I + k * I + i) * L + j] * w
+                    if z > 0:
+                        at_z *= vals[yo + o * R * I + (z - 1) * I + i]
+                s = 0.0
+                for t in range(R):
+                    r = R - 1 - t
+                    p = o * R * I + r * I + i
+                    if r < z:
+                        s += adj[(go + p) * L + j] * vals[yo + p]
+                        d = s / vals[xo + p]
+                    elif r == z:
+                        d = at_z
+                    else:
+                        d = 0.0
+                    if acc:
+                        adj[(dxo + p) * L + j] += d
+                    else:
+                        adj[(dxo + p) * L + j] = d
+
+
+@_jit
+def cumprod_jvp(vals, xo, yo, tan, txo, tyo, ip, ia, L):
+    """Tangent of cumprod: y_k sum_{j <= k} t_j / x_j before the first zero z, then
+    t_z y_{z-1} prod_{z < i <= k} x_i."""
+    O, R, I = segment_dims(ip, ia)
+    for o in range(O):
+        for i in range(I):
+            z = _first_zero(vals, xo, o, i, R, I)
+            for j in range(L):
+                s = 0.0
+                w = 0.0
+                for r in range(R):
+                    p = o * R * I + r * I + i
+                    if r < z:
+                        s += tan[(txo + p) * L + j] / vals[xo + p]
+                        d = vals[yo + p] * s
+                    elif r == z:
+                        w = tan[(txo + p) * L + j]
+                        if z > 0:
+                            w *= vals[yo + p - I]
+                        d = w
+                    else:
+                        w *= vals[xo + p]
+                        d = w
+                    tan[(tyo + p) * L + j] = d
+
+
+@_jit
+def argsort(src, soff, dst, doff, ip, ia):
+    """dst[o, :, i] = the stable sorting permutation of src[o, :, i] (NaN last, like numpy)."""
+    O, R, I = segment_dims(ip, ia)
+    seg = np.empty(R, src.dtype)     # a sort needs scratch of the segment's length
+    for o in range(O):
+        for i in range(I):
+            for r in range(R):
+                seg[r] = src[soff + o * R * I + r * I + i]
+            perm = np.argsort(seg, kind="mergesort")
+            for r in range(R):
+                dst[doff + o * R * I + r * I + i] = perm[r]
+
+
+@_jit
+def _along_index(v, R):
+    """An index held by a node (so recomputed on replay): checked, since it is data."""
+    k = int(v)
+    if k < 0:
+        k += R
+    if k < 0 or k >= R or k != v and k - R != v:
+        raise IndexError("numbad: an index computed on replay is out of range for take_along_axis")
+    return k
+
+
+@_jit
+def take_along(src, soff, vals, kof, dst, doff, ip, ia, L, acc):
+    """dst[o, q, i] (+)= src[o, idx[o, q, i], i]; the indices are a node of ``vals``."""
+    O, R, I = segment_dims(ip, ia)
+    Q = ip[ia + 3]
+    for o in range(O):
+        for q in range(Q):
+            for i in range(I):
+                t = o * Q * I + q * I + i
+                k = _along_index(vals[kof + t], R)
+                p = soff + o * R * I + k * I + i
+                for j in range(L):
+                    if acc:
+                        dst[(doff + t) * L + j] += src[p * L + j]
+                    else:
+                        dst[(doff + t) * L + j] = src[p * L + j]
+
+
+@_jit
+def put_along(src, soff, vals, kof, dst, doff, ip, ia, L, acc):
+    """dst[o, idx[o, q, i], i] += src[o, q, i] (the transpose of take_along); zeroed unless ``acc``."""
+    O, R, I = segment_dims(ip, ia)
+    Q = ip[ia + 3]
+    if not acc:
+        fill_zero(dst, doff, O * R * I, L)
+    for o in range(O):
+        for q in range(Q):
+            for i in range(I):
+                t = o * Q * I + q * I + i
+                k = _along_index(vals[kof + t], R)
+                p = doff + o * R * I + k * I + i
+                for j in range(L):
+                    dst[p * L + j] += src[(soff + t) * L + j]
+
+
+# --------------------------------------------------------------------------- assign (t[idx] = v)
+# Attribute block at ip[ia]: count, out_size, idx[count] (distinct positions). The result is
+# the base with positions idx overwritten by the part (one element broadcasts to all).
+
+@_jit
+def assign(base, boff, part, poff, psize, dst, doff, n, ip, ia, L):
+    """dst = base, then dst[idx[t]] = part[t] (lanes: ``L`` per element)."""
+    copy(base, boff, dst, doff, n, L, False)
+    count = ip[ia]
+    for t in range(count):
+        p = doff + ip[ia + 2 + t]
+        s = poff + (t if psize > 1 else 0)
+        for j in range(L):
+            dst[p * L + j] = part[s * L + j]
+
+
+@_jit
+def assign_tangent(tan, base_on, boff, part_on, poff, psize, doff, n, ip, ia, L):
+    if base_on:
+        copy(tan, boff, tan, doff, n, L, False)
+    else:
+        fill_zero(tan, doff, n, L)
+    count = ip[ia]
+    for t in range(count):
+        p = doff + ip[ia + 2 + t]
+        s = poff + (t if psize > 1 else 0)
+        for j in range(L):
+            tan[p * L + j] = tan[s * L + j] if part_on else 0.0
+
+
+@_jit
+def assign_vjp(adj, goff, n, part_on, poff, psize, part_acc, base_on, boff, base_acc, ip, ia, L):
+    """The part gets the cotangent at the written positions, the base the rest.
+
+    The result's cotangent is final when its op is reached (ops are swept in
+    reverse and nothing earlier reads the result), so the written positions are
+    zeroed in place instead of masked through scratch memory.
+    """
+    count = ip[ia]
+    if part_on and not part_acc:
+        fill_zero(adj, poff, psize, L)
+    for t in range(count):
+        p = goff + ip[ia + 2 + t]
+        s = poff + (t if psize > 1 else 0)
+        for j in range(L):
+            if part_on:
+                adj[s * L + j] += adj[p * L + j]
+            adj[p * L + j] = 0.0
+    if base_on:
+        copy(adj, goff, adj, boff, n, L, base_acc)
 
 
 # --------------------------------------------------------------------------- matmul, batched values

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import OPS
+from ..ops import FIRST_NONDIFF_CODE, OPS
 from ..tape import BIG, active_tapes
 
 _new = object.__new__
@@ -22,6 +22,8 @@ _COPY = OPS["copy"].code
 _MATMUL = OPS["matmul"].code
 _ASSEMBLE = OPS["assemble"].code
 _STOP_GRADIENT = OPS["stop_gradient"]
+_TAKE_ALONG = OPS["take_along"].code
+_ASSIGN = OPS["assign"].code
 
 
 class Tensor:
@@ -38,7 +40,9 @@ class Tensor:
     array([2., 2., 2.])
     """
 
-    __slots__ = ("_v", "_tape", "_node")
+    # _base: (Tensor, how) for a result numpy would return as a view of that Tensor (a basic
+    # index, a reshape, a transpose): a write into it is also made there (creation.py)
+    __slots__ = ("_v", "_tape", "_node", "_base")
     __array_priority__ = 1000
 
     def __init__(self, value, tape, node):
@@ -359,6 +363,14 @@ def take(x, value, flat_index):
     return record(tape, _TAKE, value, x._node, iattr=ia)
 
 
+def put_add(x, flat_index, size, value):
+    """Record ``value`` (``size`` elements): zeros with ``x``'s elements added at ``flat_index``."""
+    tape = x._tape
+    idx = np.asarray(flat_index, np.int64).ravel()
+    ia = tape.add_attrs(np.concatenate(([idx.size, size], idx)))
+    return record(tape, _PUT_ADD, value, x._node, iattr=ia)
+
+
 def copy(x, value):
     """Record ``value`` with the same flat data as ``x`` (reshape, ravel)."""
     return record(x._tape, _COPY, value, x._node)
@@ -384,3 +396,53 @@ def assemble(parts, value):
         blocks += (nd, ia)
     ia = tape.add_attrs((len(parts), size, *blocks))
     return record(tape, _ASSEMBLE, value, iattr=ia)
+
+
+def _check_indices(tape, R):
+    """Integer results live in the tape's float arena: float32 holds integers exactly to 2**24."""
+    if tape.narrow and R > 1 << 24:
+        raise ValueError(f"numbad: indices up to {R} cannot be held exactly by a float32 tape; "
+                         "differentiate with float64 inputs")
+
+
+def segment(code, x, value, O, R, I):
+    """Record a segment op (see :mod:`numbad.ops.structural`) on ``x`` viewed as ``(O, R, I)``."""
+    tape = x._tape
+    if code >= FIRST_NONDIFF_CODE:
+        _check_indices(tape, R)
+    ia = tape.add_attrs((O, R, I))
+    return record(tape, code, value, x._node, iattr=ia)
+
+
+def take_along(x, idx, value, O, R, I, Q):
+    """Record ``value[o, q, i] = x[o, idx[o, q, i], i]``; ``idx`` is a Tensor (recomputed on replay)."""
+    tape = pick_tape((x, idx))
+    _check_indices(tape, R)
+    _, xn = operand(tape, x)
+    _, kn = operand(tape, idx)
+    ia = tape.add_attrs((O, R, I, Q))
+    return record(tape, _TAKE_ALONG, value, xn, kn, iattr=ia)
+
+
+def assign(base, part, positions, value):
+    """Record ``value``: ``base`` with the distinct flat ``positions`` overwritten by ``part``.
+
+    ``part`` (a Tensor or constant) has one element per position, or one
+    element for all of them.
+    """
+    tape = pick_tape((base, part))
+    _, bn = operand(tape, base)
+    _, pn = operand(tape, part)
+    if pn == bn:          # both operands' cotangents would share one slot: read a copy
+        pn = copy(wrap(base._v, tape, bn), base._v)._node
+    idx = np.asarray(positions, np.int64).ravel()
+    ia = tape.add_attrs(np.concatenate(([idx.size, tape.node_size[bn]], idx)))
+    return record(tape, _ASSIGN, value, bn, pn, iattr=ia)
+
+
+def structural_op(code, operands, value, attrs):
+    """Record ``value`` made by structural op ``code`` from ``operands`` with integer ``attrs``."""
+    tape = pick_tape(operands)
+    nodes = [operand(tape, x)[1] for x in operands]
+    ia = tape.add_attrs(attrs)
+    return record(tape, code, value, *nodes, iattr=ia)

@@ -1,0 +1,313 @@
+"""Creating arrays and writing into them: ``np.zeros_like(x)``, ``nb.zeros``, ``t[idx] = v``, ``t += v``.
+
+Semantics (numbad's Tensors are values on a tape; numpy's arrays are memory):
+
+* ``np.zeros_like(t)``, ``np.ones_like``, ``np.empty_like``, ``np.full_like``
+  and ``np.copy`` on a Tensor give a Tensor on its tape: a constant (no
+  derivative) for the first four, a copy that keeps the derivative for
+  ``np.copy``. ``empty_like`` is filled with zeros (numbad has no
+  uninitialised memory).
+* ``nb.zeros``, ``nb.ones``, ``nb.empty``, ``nb.full`` give a constant
+  Tensor on the innermost recording tape while a function is being
+  differentiated, and a plain ``ndarray`` (numpy's own result) when nothing
+  is recording: outside ``func`` there is nothing to differentiate, and an
+  ndarray is what the rest of the code expects there.
+* ``t[idx] = v`` and ``t += v`` (``-=``, ``*=``, ``/=``, ``**=``, ``%=``,
+  ``//=``) record a new version of ``t`` (an ``assign`` op, or the arithmetic
+  op) and rebind the Tensor object to it: every name bound to that object
+  sees the write, as with numpy. Derivatives flow through the write: the
+  overwritten positions pass nothing back to the old version, the written
+  value gets the derivative at its positions. numpy's casting, broadcasting
+  and index rules apply (the value is computed by numpy). Writing a Tensor
+  into an integer or boolean Tensor, or into a plain ndarray, raises
+  ``TypeError``: it would drop the derivative.
+* Slices are copies. ``s = t[0]`` keeps the values ``t`` had when it was
+  read: a later write into ``t`` does not show in ``s`` (in numpy, ``s``
+  would be a view and see it). The other direction follows numpy: a write
+  into what numpy returns as a view (a basic index, ``reshape``, ``ravel``,
+  a transpose, ``flip``: ``t[0][1] = v``, ``row = t[0]; row += 1``,
+  ``for row in t: row *= 2``, ``t.T[0] = v``) is also made in ``t``.
+* Each write costs one copy of the written Tensor (a new version on the
+  tape): a loop writing ``n`` elements one by one into an ``n``-element
+  array records ``O(n^2)`` values. For long loops over large arrays, collect
+  the values in a list and ``np.stack`` them.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..ops import OPS
+from ..tape import current_tape
+from . import core
+from .core import Tensor, as_constant, wrap
+from .numpy_api import _PYOPS, implements, power, tensorize
+
+
+def constant(value, tape):
+    """A Tensor on ``tape`` holding ``value``, with no derivative."""
+    value = value[()] if type(value) is np.ndarray and value.ndim == 0 else value
+    return wrap(value, tape, tape.add_node(value))
+
+
+# --------------------------------------------------------------------------- *_like and copy
+def _as_shape(shape):
+    return (operator.index(shape),) if np.ndim(shape) == 0 else tuple(shape)
+
+
+def _filled_with(fill_value, shape, dtype):
+    """A new Tensor of ``shape`` holding the Tensor ``fill_value`` broadcast (differentiable)."""
+    out = copy(core.broadcast_to(fill_value, _as_shape(shape)))
+    return out if dtype is None else out.astype(dtype)
+
+
+def _like(fn, a, dtype, shape, *args):
+    x = tensorize(a, "the first argument")
+    value = fn(x._v, *args, dtype=dtype, shape=shape)
+    return constant(np.asarray(value), x._tape)
+
+
+@implements(np.zeros_like, torch=("torch.zeros_like",), ops=(), note="a constant")
+def zeros_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(np.zeros_like, a, dtype, shape)
+
+
+@implements(np.ones_like, torch=("torch.ones_like",), ops=(), note="a constant")
+def ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(np.ones_like, a, dtype, shape)
+
+
+@implements(np.empty_like, torch=("torch.empty_like",), ops=(), note="a constant, filled with zeros")
+def empty_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(np.zeros_like, a, dtype, shape)
+
+
+@implements(np.full_like, torch=("torch.full_like",), ops=("gather", "copy"),
+            note="a constant, or a broadcast of fill_value when that is a Tensor")
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    if type(fill_value) is Tensor:
+        return _filled_with(fill_value, np.shape(a._v if type(a) is Tensor else a) if shape is None else shape,
+                            dtype)
+    return _like(np.full_like, a, dtype, shape, fill_value)
+
+
+@implements(np.copy, torch=("x.clone", "x.copy"), ops=("copy",), names=("x.copy",))
+def copy(a, order="K", subok=False):
+    x = tensorize(a)
+    return core.copy(x, np.array(x._v))
+
+
+def _created(fn, shape, dtype, *args):
+    value = fn(shape, *args, dtype=dtype)
+    tape = current_tape()
+    return value if tape is None else constant(value, tape)
+
+
+@implements(torch=("torch.zeros",), ops=(), names=("nb.zeros",),
+            note="a constant Tensor while recording, else numpy's ndarray")
+def zeros(shape, dtype=float):
+    """A zero-filled array to write into: a constant Tensor while recording, else ``np.zeros``.
+
+    >>> import numpy as np, numbad as nb
+    >>> def f(x):
+    ...     out = nb.zeros(3)
+    ...     for i in range(3):
+    ...         out[i] = x[i] * (i + 1)
+    ...     return out.sum()
+    >>> nb.vjp(f, np.ones(3))[1]
+    array([1., 2., 3.])
+    """
+    return _created(np.zeros, shape, dtype)
+
+
+@implements(torch=("torch.ones",), ops=(), names=("nb.ones",),
+            note="a constant Tensor while recording, else numpy's ndarray")
+def ones(shape, dtype=float):
+    """A one-filled array: a constant Tensor while recording, else ``np.ones``.
+
+    >>> import numpy as np, numbad as nb
+    >>> def f(x):
+    ...     out = nb.ones(2)
+    ...     out *= x
+    ...     return out.sum()
+    >>> nb.vjp(f, np.array([2.0, 3.0]))[1]
+    array([1., 1.])
+    """
+    return _created(np.ones, shape, dtype)
+
+
+@implements(torch=("torch.empty",), ops=(), names=("nb.empty",),
+            note="a constant Tensor while recording, else numpy's ndarray")
+def empty(shape, dtype=float):
+    """An array to fill: a zero-filled constant Tensor while recording, else ``np.empty``.
+
+    >>> import numpy as np, numbad as nb
+    >>> def f(x):
+    ...     out = nb.empty(2)
+    ...     out[0], out[1] = x[0] * x[1], x[0] + x[1]
+    ...     return out.sum()
+    >>> nb.vjp(f, np.array([2.0, 3.0]))[1]
+    array([4., 3.])
+    """
+    return _created(np.zeros if current_tape() is not None else np.empty, shape, dtype)
+
+
+@implements(torch=("torch.full",), ops=("gather", "copy"), names=("nb.full",),
+            note="a constant Tensor while recording, else numpy's ndarray")
+def full(shape, fill_value, dtype=None):
+    """An array filled with ``fill_value`` (a number, or a Tensor broadcast to ``shape``):
+    a Tensor while recording, else ``np.full``.
+
+    >>> import numpy as np, numbad as nb
+    >>> nb.vjp(lambda s: nb.full(3, s) * np.arange(3.0), 2.0, np.ones(3))
+    (array([0., 2., 4.]), array(3.))
+    """
+    if type(fill_value) is Tensor:
+        return _filled_with(fill_value, shape, dtype)
+    return _created(np.full, shape, dtype, fill_value)
+
+
+# --------------------------------------------------------------------------- writes
+def rebind(t, new):
+    """Make Tensor ``t`` the new version ``new`` (same tape, same shape)."""
+    t._v = new._v
+    t._node = new._node
+
+
+def _on_tape_of(t, value):
+    """``value`` as an operand of a write into ``t``: a Tensor of another tape (an enclosing
+    or nested call's) is a constant on ``t``'s tape, so that ``t`` stays on its own tape."""
+    if type(value) is Tensor and value._tape is not t._tape:
+        return constant(np.array(value._v), t._tape)
+    return value
+
+
+def _positions(t):
+    return np.arange(t.size, dtype=np.int64).reshape(t.shape)
+
+
+def _viewed_positions(t):
+    """``(src, positions)``: the Tensor ``t`` is a numpy view of, and where ``t``'s elements
+    are in it (flat positions, ``t``'s shape); ``(None, None)`` if ``t`` is no view."""
+    base = getattr(t, "_base", None)
+    if base is None:
+        return None, None
+    src, how = base
+    p = _positions(src)
+    return src, np.reshape(how(p) if callable(how) else p[how], t.shape)
+
+
+def _write(t, pos, value):
+    """Record ``t.flat[pos] = value`` (numpy's broadcasting and casting) and rebind ``t``;
+    then make the same write in the Tensor ``t`` was read from, if it was a view."""
+    if t.dtype.kind != "f" and type(value) is Tensor:
+        raise TypeError(f"numbad: writing a Tensor into a {t.dtype} Tensor would drop its "
+                        "derivative; create the array with a floating dtype")
+    value = _on_tape_of(t, value)
+    new = np.array(t._v, order="C")        # C order: flat positions index it
+    flat = new.reshape(-1)
+    pos = np.asarray(pos)
+    flat[pos] = value._v if type(value) is Tensor else as_constant(value, "assigned value")
+    if pos.size:
+        part = _part(t, pos, value, flat)
+        fpos = pos.reshape(-1)
+        if np.unique(fpos).size != fpos.size:       # repeated positions: the last write wins
+            fpos, part = _last_writes(fpos, part)
+        rebind(t, core.assign(t, part, fpos, new.reshape(np.shape(t._v))))
+    src, where = _viewed_positions(t)
+    if src is not None:
+        _write(src, where.reshape(-1)[pos], value)
+
+
+def _part(t, pos, value, written):
+    """The written value in ``t``'s dtype: one element for all positions, or one per position."""
+    if type(value) is not Tensor:
+        part = written[pos]                         # numpy's broadcast and cast of the value
+        return part.reshape(-1)[0] if np.size(value) == 1 else part
+    if value.size != 1:
+        shape = value.shape
+        while len(shape) > pos.ndim and shape[0] == 1:   # numpy drops leading unit dimensions
+            shape = shape[1:]
+        from .shape import reshape
+        value = core.broadcast_to(reshape(value, shape), pos.shape)
+    return value.astype(t.dtype) if value.dtype != t.dtype else value
+
+
+def _last_writes(fpos, part):
+    _, first = np.unique(fpos[::-1], return_index=True)
+    keep = np.sort(fpos.size - 1 - first)
+    if np.size(part._v if type(part) is Tensor else part) > 1:
+        if type(part) is Tensor:
+            from .shape import reshape
+            flatp = reshape(part, (-1,))
+            part = core.take(flatp, flatp._v[keep], keep)
+        else:
+            part = np.ravel(part)[keep]
+    return fpos[keep], part
+
+
+def setitem(self, key, value):
+    from .shape import resolve_key
+    _write(self, _positions(self)[resolve_key(key)], value)
+
+
+def commit(t, new):
+    """Rebind ``t`` to ``new`` (its whole new value) and write it through to what ``t`` views."""
+    if new.dtype != t.dtype:
+        if not np.can_cast(new.dtype, t.dtype, "same_kind"):
+            raise TypeError(f"numbad: Cannot cast an in-place result from {new.dtype} to {t.dtype} "
+                            "with casting rule 'same_kind'")
+        new = new.astype(t.dtype)
+    if np.shape(new._v) != t.shape:
+        raise ValueError(f"non-broadcastable output operand with shape {t.shape} doesn't match "
+                         f"the broadcast shape {np.shape(new._v)}")
+    rebind(t, new)
+    src, where = _viewed_positions(t)
+    if src is not None:
+        _write(src, where, t)
+    return t
+
+
+def _inplace(name):
+    op = OPS[name]
+
+    def method(self, other):
+        other = _on_tape_of(self, other)
+        new = power(self, other) if name == "power" else core.binary(op, self, other, _PYOPS.get(name))
+        return commit(self, new)
+    method.__name__ = f"__i{name}__"
+    return method
+
+
+def add_at(a, indices, b):
+    """``np.add.at(t, indices, b)``: unbuffered in-place addition (repeated indices add up)."""
+    from .shape import reshape, resolve_key
+    t = tensorize(a, "np.add.at's first argument")
+    b = _on_tape_of(t, b)
+    region = _positions(t)[resolve_key(indices)]
+    if type(b) is Tensor:
+        part = reshape(core.broadcast_to(b, region.shape), (-1,))
+    else:
+        part = constant(np.broadcast_to(as_constant(b, "np.add.at's value"), region.shape)
+                        .reshape(-1).astype(t.dtype), t._tape)
+    sums = np.zeros(t.size, part.dtype)
+    np.add.at(sums, region.reshape(-1), np.ravel(part._v))
+    added = core.put_add(part, region, t.size, sums.reshape(t.shape))
+    commit(t, core.binary(OPS["add"], t, added, operator.add))
+
+
+def install(T):
+    T.__setitem__ = setitem
+    for dunder, name in (("iadd", "add"), ("isub", "subtract"), ("imul", "multiply"),
+                         ("itruediv", "divide"), ("ipow", "power"), ("imod", "remainder"),
+                         ("ifloordiv", "floor_divide")):
+        setattr(T, f"__{dunder}__", _inplace(name))
+    T.copy = lambda s, order="C": copy(s)
+    T.clone = lambda s: copy(s)
+    T.fill_ = lambda s, value: (setitem(s, Ellipsis, value), s)[1]
+    T.zero_ = lambda s: (setitem(s, Ellipsis, 0.0), s)[1]
+    T.add_ = T.__iadd__
+    T.sub_ = T.__isub__
+    T.mul_ = T.__imul__
+    T.div_ = T.__itruediv__

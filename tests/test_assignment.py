@@ -1,0 +1,291 @@
+"""Writing into Tensors: ``t[idx] = v``, ``t += v``, creation functions, and their documented semantics."""
+import numpy as np
+import pytest
+import torch
+
+import numbad as nb
+
+from check import check_derivatives
+from helpers import assert_close
+
+rng = np.random.default_rng(3)
+X = rng.standard_normal((4, 3))
+V = rng.uniform(0.5, 1.5, 6)
+
+
+def test_fill_an_empty_array_in_a_loop():
+    def f(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = np.sin(x[i]) * (i + 1)
+        return out
+
+    def tf(x):
+        return torch.stack([torch.sin(x[i]) * (i + 1) for i in range(x.shape[0])])
+    check_derivatives(f, (X,), tf)
+
+
+def test_recurrence_reads_what_it_wrote():
+    def f(x):
+        out = nb.zeros(x.shape)
+        out[0] = x[0]
+        for i in range(1, x.shape[0]):
+            out[i] = out[i - 1] * x[i] + x[i - 1]
+        return out
+
+    def tf(x):
+        rows = [x[0]]
+        for i in range(1, x.shape[0]):
+            rows.append(rows[-1] * x[i] + x[i - 1])
+        return torch.stack(rows)
+    check_derivatives(f, (V,), tf)
+
+
+def test_in_place_arithmetic():
+    def f(x):
+        y = x * 1.0
+        y += x ** 2
+        y -= 0.5
+        y *= x
+        y /= 2.0
+        y **= 2
+        return y
+    check_derivatives(f, (V,), f)
+
+
+def test_in_place_rebinds_every_name_of_the_object():
+    def f(x):
+        y = x * 1.0
+        alias = y
+        y += 1.0
+        assert alias is y
+        return alias * x
+    _, g = nb.vjp(f, V, np.ones(6))
+    assert_close(g, 2 * V + 1.0)
+
+
+def test_overwritten_positions_pass_no_derivative():
+    def f(x):
+        y = x * 2.0
+        y[1] = 7.0
+        y[3:5] = x[0]
+        return y
+    out, g = nb.vjp(f, V, np.ones(6))
+    assert_close(out, [2 * V[0], 7.0, 2 * V[2], V[0], V[0], 2 * V[5]])
+    assert_close(g, [2.0 + 2.0, 0.0, 2.0, 0.0, 0.0, 2.0])
+
+
+def test_writing_a_constant_equal_to_the_old_value_still_cuts_the_derivative():
+    def f(x):
+        y = x * 1.0
+        y[0] = float(V[0])
+        return y
+    _, g = nb.vjp(f, V, np.ones(6))
+    assert g[0] == 0.0 and np.all(g[1:] == 1.0)
+
+
+INDEXES = [
+    ("int", 2, lambda x: x[0] * 3),
+    ("negative int", -1, lambda x: x[1] * x[0]),
+    ("slice with step", (slice(None, None, 2), 1), lambda x: x[::2, 0] * 2),
+    ("ellipsis and None", (Ellipsis, None, 0), lambda x: x[:, :1] * 0.5),
+    ("int arrays in two axes", (np.array([0, 3]), np.array([2, 1])), lambda x: x[1, :2] ** 2),
+    ("boolean mask", X > 0, lambda x: x.sum() * 0.1),
+    ("list", [3, 0], lambda x: x[1:3] - 1.0),
+]
+
+
+@pytest.mark.parametrize("name, key, make", INDEXES, ids=[i[0] for i in INDEXES])
+def test_every_index_form_can_be_written(name, key, make):
+    def f(x):
+        y = np.copy(x)
+        y[key] = make(x)
+        return y
+
+    def tf(x):
+        y = x.clone()
+        k = torch.tensor(key) if isinstance(key, np.ndarray) else \
+            tuple(torch.tensor(i) if isinstance(i, np.ndarray) else i for i in key) if isinstance(key, tuple) else key
+        y[k] = make(x)
+        return y
+    check_derivatives(f, (X,), tf)
+
+
+def test_repeated_positions_keep_the_last_write():
+    def f(x):
+        y = nb.zeros(4)
+        y[[1, 2, 1]] = x[:3] * np.array([1.0, 2.0, 3.0])
+        return y
+    out, g = nb.vjp(f, V, np.ones(4))
+    assert_close(out, [0.0, 3 * V[2], 2 * V[1], 0.0])
+    assert_close(g, [0.0, 2.0, 3.0, 0.0, 0.0, 0.0])
+    check_derivatives(f, (V,))
+
+
+def test_value_broadcasts_like_numpy():
+    def f(x):
+        y = nb.zeros((2, 3))
+        y[:] = x[:3].reshape(1, 1, 3)          # numpy drops leading unit dimensions
+        y[:, 0] = x[5]
+        return y
+    check_derivatives(f, (V,))
+
+
+def test_add_at_with_repeated_indices():
+    def f(x):
+        y = x * 1.0
+        np.add.at(y, [0, 2, 0], x[3:6])
+        return y
+    out, g = nb.vjp(f, V, np.ones(6))
+    expected = V.copy()
+    np.add.at(expected, [0, 2, 0], V[3:6])
+    assert_close(out, expected)
+    check_derivatives(f, (V,))
+
+
+# ----------------------------------------------------------------------------- views and copies
+def test_writes_through_a_basic_index_reach_the_array():
+    def f(x):
+        y = np.copy(x)
+        y[0][1] = 5.0             # numpy: y[0] is a view, so y changes
+        row = y[2]
+        row *= x[3]               # likewise
+        for r in y[1:2]:
+            r += 1.0
+        return y
+    out, _ = nb.vjp(f, X, np.ones(X.shape))
+    expected = X.copy()
+    expected[0][1] = 5.0
+    expected[2] *= X[3]
+    expected[1] += 1.0
+    assert_close(out, expected)
+    check_derivatives(f, (X,))
+
+
+def test_slices_taken_before_a_write_keep_their_values():
+    seen = {}
+
+    def f(x):
+        y = np.copy(x)
+        s = y[0]
+        y[0, 0] = 100.0
+        seen["s"] = s.detach()
+        return y
+    nb.vjp(f, X, np.ones(X.shape))
+    assert_close(seen["s"], X[0])     # a copy: numpy's view would show 100.0
+
+
+def test_fancy_index_results_are_copies_as_in_numpy():
+    def f(x):
+        y = np.copy(x)
+        y[[0, 1]][0] = 9.0        # writes into a copy: y is unchanged (numpy too)
+        return y
+    out, _ = nb.vjp(f, X, np.ones(X.shape))
+    assert_close(out, X)
+
+
+def test_the_callers_input_is_not_modified():
+    x = V.copy()
+
+    def f(x):
+        x[0] = 3.0
+        x += 1.0
+        return x
+    out, g = nb.vjp(f, x, np.ones(6))
+    assert np.array_equal(x, V)
+    assert_close(out, np.r_[4.0, V[1:] + 1.0])
+    assert_close(g, np.r_[0.0, np.ones(5)])
+
+
+# ----------------------------------------------------------------------------- creation, dtypes, errors
+def test_creation_outside_recording_gives_numpy_arrays():
+    for arr in (nb.zeros(3), nb.ones((2, 2)), nb.empty(2), nb.full(3, 2.5)):
+        assert type(arr) is np.ndarray
+    assert np.array_equal(nb.full((2,), 1.5), [1.5, 1.5])
+
+
+def test_creation_while_recording_gives_constant_tensors():
+    def f(x):
+        for t in (nb.zeros(3), nb.ones((2, 2)), nb.empty(2), nb.full(3, 2.5), np.zeros_like(x),
+                  np.empty_like(x), np.full_like(x, 3.0), np.ones_like(x, dtype=np.float32)):
+            assert isinstance(t, nb.Tensor)
+        assert np.all(nb.empty(2).detach() == 0.0) and np.empty_like(x).dtype == x.dtype
+        assert np.ones_like(x, dtype=np.float32).dtype == np.float32
+        return x
+    nb.vjp(f, V, np.ones(6))
+
+
+def test_float32_target_keeps_its_dtype():
+    def f(x):
+        y = nb.zeros(3, dtype=np.float32)
+        y[0] = x[0] * 2.0
+        y += x[:3]
+        assert y.dtype == np.float32
+        return y
+    out, g = nb.vjp(f, V, np.ones(3))
+    assert out.dtype == np.float32
+    assert_close(g, [3.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+
+
+def test_fill_and_zero_methods():
+    def f(x):
+        y = x * 2.0
+        y[:2].fill_(x[5])
+        y[4:].zero_()
+        return y
+    out, g = nb.vjp(f, V, np.ones(6))
+    assert_close(out, [V[5], V[5], 2 * V[2], 2 * V[3], 0.0, 0.0])
+    assert_close(g, [0.0, 0.0, 2.0, 2.0, 0.0, 2.0])
+
+
+def test_writing_a_tensor_into_an_integer_tensor_raises():
+    def f(x):
+        y = nb.zeros(3, dtype=np.int64)
+        y[0] = x[0]
+        return x
+    with pytest.raises(TypeError, match="drop its derivative"):
+        nb.vjp(f, V, np.ones(6))
+
+
+def test_in_place_that_numpy_refuses_is_refused():
+    def f(x):
+        y = nb.zeros(3, dtype=np.int64)
+        y += x[:3]
+        return x
+    with pytest.raises(TypeError, match="same_kind"):
+        nb.vjp(f, V, np.ones(6))
+    with pytest.raises(ValueError, match="non-broadcastable"):
+        nb.vjp(lambda x: x[:1].__iadd__(x), V, np.ones(1))
+
+
+def test_a_write_from_a_nested_call_keeps_the_target_on_its_tape():
+    def outer(y):
+        z = y * 1.0
+
+        def inner(x):
+            z[0] = x[0] * 5.0       # x belongs to the inner call: a constant for the outer one
+            z[1] += x[1]
+            return x.sum()
+        nb.vjp(inner, np.array([1.0, 2.0]))
+        return z * y
+    out, g = nb.vjp(outer, np.array([3.0, 4.0, 5.0]), np.ones(3))
+    assert_close(out, [5.0 * 3.0, 6.0 * 4.0, 25.0])
+    assert_close(g, [5.0, 2 * 4.0 + 2.0, 10.0])
+
+
+def test_writes_through_reshapes_transposes_and_flips_reach_the_array():
+    def f(x):
+        y = np.copy(x)
+        y.T[0] = x[:, 2]          # column 0 of y
+        y.reshape(-1)[-1] = 9.0
+        np.flip(y, 0)[0, 1] = x[0, 0]   # y[3, 1]
+        flat = y.flatten()        # a copy in numpy: the write stays there
+        flat[0] = -5.0
+        return y
+    out, _ = nb.vjp(f, X, np.ones(X.shape))
+    expected = X.copy()
+    expected.T[0] = X[:, 2]
+    expected.reshape(-1)[-1] = 9.0
+    np.flip(expected, 0)[0, 1] = X[0, 0]
+    assert_close(out, expected)
+    check_derivatives(f, (X,))

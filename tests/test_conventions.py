@@ -1,0 +1,99 @@
+"""Conventions where derivatives are not unique (ties, kinks, degenerate spectra), against PyTorch."""
+import numpy as np
+import pytest
+import torch
+
+import numbad as nb
+
+from helpers import assert_close, torch_vjp
+
+TIES = np.array([[1.0, 3.0, 3.0, 3.0], [2.0, -1.0, 2.0, 0.5]])
+
+
+@pytest.mark.parametrize("name, f, tf", [
+    ("amax ties split evenly", lambda x: np.amax(x, axis=1), lambda x: torch.amax(x, 1)),
+    ("amin ties split evenly", lambda x: np.amin(-x, axis=1), lambda x: torch.amin(-x, 1)),
+    ("max of all, ties", lambda x: np.max(x), lambda x: torch.amax(x)),
+    ("inf-norm ties", lambda x: np.linalg.norm(x, np.inf, axis=1), lambda x: torch.linalg.vector_norm(x, float("inf"), 1)),
+    ("maximum tie half/half", lambda x: np.maximum(x[:, 1:3], x[:, 2:]), lambda x: torch.maximum(x[:, 1:3], x[:, 2:])),
+    ("clip at a bound", lambda x: np.clip(x, 2.0, 3.0), lambda x: torch.clamp(x, 2.0, 3.0)),
+    ("abs at zero", lambda x: np.abs(x - 2.0), lambda x: torch.abs(x - 2.0)),
+])
+def test_ties_and_kinks_follow_pytorch(name, f, tf):
+    v = np.arange(1.0, 1.0 + np.size(f(TIES))).reshape(np.shape(f(TIES)))
+    out, g = nb.vjp(f, TIES, v)
+    tout, (tg,) = torch_vjp(tf, (TIES,), v)
+    assert_close(out, tout)
+    assert_close(g, tg, what=name)
+
+
+def test_nan_max_passes_the_derivative_to_the_nan():
+    x = np.array([1.0, np.nan, 2.0])
+    out, g = nb.vjp(lambda x: np.max(x), x)
+    assert np.isnan(out) and np.array_equal(g, [0.0, 1.0, 0.0])
+
+
+def test_norm_at_the_zero_vector_has_derivative_zero():
+    for f, tf in ((lambda x: np.linalg.norm(x), lambda x: torch.linalg.norm(x)),
+                  (lambda x: np.linalg.norm(x.reshape(2, 2), "fro"), lambda x: torch.linalg.norm(x.reshape(2, 2)))):
+        _, g = nb.vjp(f, np.zeros(4))
+        _, (tg,) = torch_vjp(tf, (np.zeros(4),), np.array(1.0))
+        assert np.array_equal(g, np.zeros(4)) and np.array_equal(tg, np.zeros(4))
+
+
+def test_eigh_eigenvalues_are_differentiable_at_ties():
+    A = np.diag([1.0, 1.0, 2.0])
+    _, g = nb.vjp(lambda a: np.linalg.eigvalsh(a).sum(), A)
+    assert_close(g, np.eye(3))
+
+
+def test_eigh_vectors_at_a_degenerate_spectrum_raise():
+    A = np.diag([1.0, 1.0, 2.0])
+    C = np.arange(9.0).reshape(3, 3)
+    for create_graph in (False, True):
+        with pytest.raises(ValueError, match="eigenvalues .* are equal"):
+            nb.vjp(lambda a: (np.linalg.eigh(a)[1] * C).sum(), A, create_graph=create_graph)
+
+
+def test_svd_at_degenerate_singular_values_raises_and_values_still_work():
+    A = np.diag([2.0, 2.0, 1.0])
+    C = np.arange(9.0).reshape(3, 3)
+    with pytest.raises(ValueError, match="singular values"):
+        nb.vjp(lambda a: (np.linalg.svd(a)[0] * C).sum(), A)
+    _, g = nb.vjp(lambda a: np.linalg.svd(a, compute_uv=False).sum(), A)
+    assert_close(g, np.eye(3))
+
+
+def test_full_svd_of_a_non_square_matrix_is_refused():
+    with pytest.raises(TypeError, match="full_matrices=False"):
+        nb.vjp(lambda a: np.linalg.svd(a)[0].sum(), np.ones((3, 2)))
+
+
+def test_det_of_a_singular_matrix_raises_instead_of_nan():
+    with pytest.raises(np.linalg.LinAlgError):
+        nb.vjp(lambda a: np.linalg.det(a), np.ones((2, 2)))
+
+
+def test_max_with_dim_returns_values_and_indices():
+    def f(x):
+        values, indices = x.max(dim=1)
+        assert np.array_equal(indices.detach(), [1, 0])
+        return values
+    out, g = nb.vjp(f, TIES, np.ones(2))
+    assert_close(out, [3.0, 2.0])
+    assert_close(g, [[0, 1 / 3, 1 / 3, 1 / 3], [0.5, 0, 0.5, 0]])
+
+
+def test_sort_is_stable_at_ties():
+    x = np.array([2.0, 1.0, 2.0, 1.0])
+    _, g = nb.vjp(lambda x: np.sort(x), x, np.array([1.0, 2.0, 3.0, 4.0]))
+    assert_close(g, [3.0, 1.0, 4.0, 2.0])
+
+
+def test_var_follows_numpy_or_pytorch_by_spelling():
+    x = np.arange(4.0)
+
+    def f(x):
+        return np.stack([np.var(x), x.var(), x.var(dim=0), x.var(unbiased=False), np.var(x, ddof=1)])
+    out, _ = nb.vjp(f, x, np.ones(5))
+    assert_close(out, [1.25, 1.25, 5 / 3, 1.25, 5 / 3])

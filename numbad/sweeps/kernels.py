@@ -30,9 +30,11 @@ _jit = njit(error_model="numpy", cache=True, nogil=True)
 def cython_function_address(module, name):
     """Address of a function that a scipy Cython module exports (``scipy.linalg.cython_blas``).
 
-    The extension file is loaded by itself and forgotten again, so that the
-    first call does not pay for importing ``scipy.linalg`` (~0.15 s, most of
-    a warm first call); a later ``import scipy.linalg`` gets the same module.
+    The extension file is loaded by itself and registered under its name, so
+    that neither this nor Numba's own BLAS check (which imports
+    ``scipy.linalg.cython_blas`` when its CPU target starts) pays for importing
+    the whole ``scipy.linalg`` package (~0.15 s, much of a warm first call). A
+    later ``import scipy.linalg`` finds and keeps the same module object.
     """
     import scipy
     parts = module.split(".")
@@ -44,10 +46,7 @@ def cython_function_address(module, name):
             ext = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(ext)
             sys.modules[module] = ext
-            try:
-                return get_cython_function_address(module, name)
-            finally:
-                del sys.modules[module]
+            break
     return get_cython_function_address(module, name)
 
 

@@ -11,8 +11,12 @@ lane ``j``, and the lane is the thread index, so that a warp's 32 loads of one
 element are 32 neighbouring addresses. The op tables (``plan.py``) are staged
 through shared memory ``TILE_OPS`` rows at a time: every thread of a block
 reads the same row, so one copy per block serves them all, whatever the
-length of the tape. A thread whose sample fails a guard stops computing but
-keeps taking part in the block's barriers; its ``status`` says which guard.
+length of the tape. A thread whose sample fails a guard, or whose op fails
+(an index out of range, a singular matrix: :mod:`numbad.cuda.errors`), stops
+computing but keeps taking part in the block's barriers; its ``status`` says
+which guard, its ``errs`` which error. ``wk`` is lanes-last float64 scratch
+(``plan.scratch`` elements per lane) for the ops that need some (linear
+algebra, argsort).
 """
 from numba import cuda, int64  # noqa: F401
 
@@ -47,15 +51,16 @@ def _start_lane(vals, cidx, cval, in_rows, X, b, L, j):
 
 
 @_dev
-def _forward_lane(fwd, tile, vals, node_off, ip, gexp, L, j, live):
-    """The forward table on lane j; returns the index of the first failed guard, or -1."""
+def _forward_lane(fwd, tile, vals, node_off, ip, gexp, wk, L, j, live):
+    """The forward table on lane j; returns (the first failed guard or -1, an error code or 0)."""
     failed = -1
+    err = 0
     for t0 in range(0, fwd.shape[0], TILE_OPS):
         cnt = min(TILE_OPS, fwd.shape[0] - t0)
         cuda.syncthreads()
         _stage(fwd, t0, cnt, tile)
         cuda.syncthreads()
-        if live and failed < 0:
+        if live and failed < 0 and err == 0:
             for k in range(cnt):
                 code = tile[k, 0]
                 if code == GUARD:
@@ -63,10 +68,12 @@ def _forward_lane(fwd, tile, vals, node_off, ip, gexp, L, j, live):
                         failed = tile[k, 11]
                         break
                 else:
-                    ens_forward_op(code, tile[k, 1], tile[k, 2], tile[k, 3], tile[k, 4], tile[k, 5],
-                                   tile[k, 6], tile[k, 7], tile[k, 8], tile[k, 9], tile[k, 10],
-                                   vals, node_off, ip, L, j)
-    return failed
+                    err = ens_forward_op(code, tile[k, 1], tile[k, 2], tile[k, 3], tile[k, 4], tile[k, 5],
+                                         tile[k, 6], tile[k, 7], tile[k, 8], tile[k, 9], tile[k, 10],
+                                         tile[k, 11], vals, node_off, ip, wk, L, j)
+                    if err != 0:
+                        break
+    return failed, err
 
 
 @_dev
@@ -83,7 +90,7 @@ def _store_rows(buf, rows, Y, b, L, j, present_col):
 
 @_kernel
 def ensemble_vjp(fwd, rev, ip, node_off, cidx, cval, in_rows, seed_rows, grad_rows, gexp,
-                 X, V, OUT, GRAD, status, vals, adj, c0, L):
+                 X, V, OUT, GRAD, status, errs, vals, adj, wk, c0, L):
     """Samples c0 .. c0 + L - 1: forward replay with guards, outputs, reverse sweep, gradients."""
     tile = cuda.shared.array((TILE_OPS, W), int64)
     j = cuda.grid(1)
@@ -91,8 +98,8 @@ def ensemble_vjp(fwd, rev, ip, node_off, cidx, cval, in_rows, seed_rows, grad_ro
     b = c0 + j
     if live:
         _start_lane(vals, cidx, cval, in_rows, X, b, L, j)
-    failed = _forward_lane(fwd, tile, vals, node_off, ip, gexp, L, j, live)
-    ok = live and failed < 0
+    failed, err = _forward_lane(fwd, tile, vals, node_off, ip, gexp, wk, L, j, live)
+    ok = live and failed < 0 and err == 0
     if live:
         status[b] = failed
         _store_rows(vals, seed_rows, OUT, b, L, j, -1)
@@ -111,16 +118,21 @@ def ensemble_vjp(fwd, rev, ip, node_off, cidx, cval, in_rows, seed_rows, grad_ro
         cuda.syncthreads()
         if ok:
             for k in range(cnt):
-                ens_reverse_op(tile[k, 0], tile[k, 1], tile[k, 2], tile[k, 3], tile[k, 4], tile[k, 5],
-                               tile[k, 6], tile[k, 7], tile[k, 8], tile[k, 9], tile[k, 10],
-                               vals, adj, ip, L, j)
+                err = ens_reverse_op(tile[k, 0], tile[k, 1], tile[k, 2], tile[k, 3], tile[k, 4], tile[k, 5],
+                                     tile[k, 6], tile[k, 7], tile[k, 8], tile[k, 9], tile[k, 10], tile[k, 11],
+                                     vals, adj, ip, wk, L, j)
+                if err != 0:
+                    ok = False
+                    break
+    if live:
+        errs[b] = err
     if ok:
         _store_rows(adj, grad_rows, GRAD, b, L, j, 2)
 
 
 @_kernel
 def ensemble_jvp(fwd, tanrows, ip, node_off, varying, cidx, cval, in_rows, out_rows, gexp,
-                 X, T, OUT, TAN, status, vals, tan, c0, L):
+                 X, T, OUT, TAN, status, errs, vals, tan, wk, c0, L):
     """Samples c0 .. c0 + L - 1: forward replay with guards, outputs, tangent sweep."""
     tile = cuda.shared.array((TILE_OPS, W), int64)
     j = cuda.grid(1)
@@ -128,8 +140,8 @@ def ensemble_jvp(fwd, tanrows, ip, node_off, varying, cidx, cval, in_rows, out_r
     b = c0 + j
     if live:
         _start_lane(vals, cidx, cval, in_rows, X, b, L, j)
-    failed = _forward_lane(fwd, tile, vals, node_off, ip, gexp, L, j, live)
-    ok = live and failed < 0
+    failed, err = _forward_lane(fwd, tile, vals, node_off, ip, gexp, wk, L, j, live)
+    ok = live and failed < 0 and err == 0
     if live:
         status[b] = failed
         _store_rows(vals, out_rows, OUT, b, L, j, -1)
@@ -147,8 +159,13 @@ def ensemble_jvp(fwd, tanrows, ip, node_off, varying, cidx, cval, in_rows, out_r
         cuda.syncthreads()
         if ok:
             for k in range(cnt):
-                ens_tangent_op(tile[k, 0], tile[k, 1], tile[k, 2], tile[k, 3], tile[k, 4], tile[k, 5],
-                               tile[k, 6], tile[k, 7], tile[k, 8], tile[k, 9], tile[k, 10],
-                               vals, tan, node_off, varying, ip, L, j)
+                err = ens_tangent_op(tile[k, 0], tile[k, 1], tile[k, 2], tile[k, 3], tile[k, 4], tile[k, 5],
+                                     tile[k, 6], tile[k, 7], tile[k, 8], tile[k, 9], tile[k, 10], tile[k, 11],
+                                     vals, tan, node_off, varying, ip, wk, L, j)
+                if err != 0:
+                    ok = False
+                    break
+    if live:
+        errs[b] = err
     if ok:
         _store_rows(tan, out_rows, TAN, b, L, j, 3)

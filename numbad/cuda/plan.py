@@ -7,14 +7,16 @@ decided once, here, on the host:
 
 * every op becomes a row of :data:`W` integers (:data:`COLUMNS`): opcode,
   result offset and size, each operand's offset and whether it has the
-  result's size (1) or broadcasts one element (0), the attribute offset, flags;
+  result's size (1) or broadcasts one element (0), the attribute offset, flags,
+  and ``aux`` (an ``assign``'s part size);
 * the forward table has the guards in it as rows of their own (:data:`GUARD`),
   where the CPU replay checks them;
 * the reverse table lists, last op first, only the ops a cotangent reaches,
   each operand flagged varying (:data:`VARY`) and, where an earlier
   contribution already wrote it, accumulating (:data:`ACC`), exactly as the
-  CPU's ``adj_set`` would have it; an ``assemble`` becomes one
-  :data:`ASM_PART` row per part;
+  CPU's ``adj_set`` would have it (its templates for ``solve`` and ``assign``
+  read both operands' flags before setting either: :data:`SIMULTANEOUS`); an
+  ``assemble`` becomes one :data:`ASM_PART` row per part;
 * the tangent table lists the ops whose result depends on the inputs.
 
 Every input of the tape is differentiated (as ``batch_vjp``/``batch_jvp`` and
@@ -37,17 +39,44 @@ ASM_PART = -2       # one part of an assemble's cotangent: yo: the output's cota
 #: Flag bits: operand k (a, b, c) is varying / accumulates into an already written cotangent.
 VARY = (1, 2, 4)
 ACC = (8, 16, 32)
+#: Kinds whose reverse rule takes every operand's accumulate flag as it was before the op.
+SIMULTANEOUS = ("solve", "assign")
+#: Kinds whose device code can fail (numbad.cuda.errors): their replays read the error slot back.
+FALLIBLE = ("take_along", "put_along", "solve", "logabsdet", "cholesky", "eigh", "svd")
 
 
 def diff_slots(op):
     """Operand slots through which a derivative flows."""
     if op.kind in ("elementwise", "nondiff"):
         return tuple(k for k, p in enumerate(op.partials) if p is not None)
-    if op.kind == "matmul":
+    if op.kind in ("matmul", "solve", "assign"):
         return (0, 1)
     if op.kind == "assemble":
         return ()
     return (0,)
+
+
+def scratch_size(kind, ip, ia):
+    """float64 scratch elements one matrix (or, for argsort, one segment) of an op needs: the most
+    that any of its device routines (numbad.cuda.kernels_linalg, kernels_segments) uses."""
+    if kind == "argsort":
+        return 2 * int(ip[ia + 1])
+    if kind == "solve":
+        n, k = int(ip[ia + 1]), int(ip[ia + 2])
+        return n * n + n + n * k
+    if kind in ("logabsdet", "det_sign"):
+        n = int(ip[ia + 1])
+        return 2 * n * n + n
+    if kind == "cholesky":
+        n = int(ip[ia + 1])
+        return 2 * n * n
+    if kind == "eigh":
+        n = int(ip[ia + 1])
+        return 2 * n * n + 3 * n
+    if kind == "svd":
+        m, n, k = int(ip[ia + 1]), int(ip[ia + 2]), int(ip[ia + 3])
+        return 3 * k * k + max(m, n) * k + k
+    return 0
 
 
 class Plan:
@@ -68,6 +97,13 @@ class Plan:
         base[:, C_YO] = off[out]
         base[:, C_N] = size[out]
         base[:, C_IA] = ops[:, 5]
+        kinds = [BY_CODE[c].kind for c in ops[:, 0].tolist()]
+        for k, kind in enumerate(kinds):
+            if kind == "assign":
+                base[k, C_AUX] = size[ops[k, 3]]
+        self.scratch = max([scratch_size(kind, ip, ia) for kind, ia in zip(kinds, ops[:, 5].tolist())],
+                           default=0)
+        self.fallible = any(kind in FALLIBLE for kind in kinds)
         for k in range(3):
             x = ops[:, 2 + k]
             has = x >= 0
@@ -117,10 +153,12 @@ class Plan:
                 continue
             flags = 0
             operands = (a, b, c)
-            for s in diff_slots(op):
+            before = adj_set[[operands[s] for s in diff_slots(op)]]
+            for s, was in zip(diff_slots(op), before.tolist()):
                 x = operands[s]
                 if varying[x]:
-                    flags |= VARY[s] | (ACC[s] if adj_set[x] else 0)
+                    written = was if op.kind in SIMULTANEOUS else adj_set[x]
+                    flags |= VARY[s] | (ACC[s] if written else 0)
                     adj_set[x] = True
             if flags:
                 row = base[k].copy()
@@ -162,4 +200,4 @@ class Plan:
     def summary(self):
         return (f"{self.fwd.shape[0]} forward rows ({int((self.fwd[:, 0] == GUARD).sum())} guards), "
                 f"{self.rev.shape[0]} reverse rows, {self.tan.shape[0]} tangent rows, "
-                f"{self.const_idx.shape[0]} constant elements")
+                f"{self.const_idx.shape[0]} constant elements, {self.scratch} scratch elements per lane")

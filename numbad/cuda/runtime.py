@@ -29,7 +29,9 @@ import numpy as np
 from ..ops import BY_CODE
 from ..sweeps.kernels import matmul_vjp_plan
 from . import require
+from .errors import NO_ERROR, decode, device_error
 from .plan import ASM_PART, GUARD, VARY, Plan
+from .replay_kinds import KindOps
 
 #: Upper bound on the samples of one ensemble launch (``None``: as many as memory allows).
 MAX_LANES = None
@@ -69,13 +71,14 @@ def as_device(x):
     return require().as_cuda_array(x)
 
 
-class DeviceBranch:
+class DeviceBranch(KindOps):
     """A branch's tables and arenas on the GPU (made once per branch, by :func:`device_branch`)."""
 
     def __init__(self, branch):
         cuda = require()
-        from . import _generated, kernels
+        from . import _generated, kernels, kernels_linalg, kernels_segments
         self.cuda, self.G, self.K = cuda, _generated, kernels
+        self.KS, self.KL = kernels_segments, kernels_linalg
         self.branch = branch
         _check_kinds(branch)
         self.plan = plan = Plan(branch)
@@ -91,7 +94,9 @@ class DeviceBranch:
         self.rev_rows = plan.rev.tolist()
         self.tan_rows = plan.tan.tolist()
         self._vals = self._adj = self._tan = None
-        self._scratch = None
+        self._scratch = self._scratch64 = None
+        self.d_err = cuda.to_device(np.array([NO_ERROR], np.int64))     # the first error of a replay
+        self.guard_pos = np.flatnonzero(plan.fwd[:, 0] == GUARD)         # forward-table row of guard gi
         self._maps = {}
         self._ens = None
         self.gemm = _gemm_backend()
@@ -133,24 +138,39 @@ class DeviceBranch:
             self._launch(K.k_place, plan.const_idx.shape[0], self.d_const_val, self.d_const_idx, vals)
         for (off, size), x in zip(plan.in_rows.tolist(), xs):
             self._load(vals, off, x, False)
-        n_guards = int((plan.fwd[:, 0] == GUARD).sum())
+        n_guards = self.guard_pos.shape[0]
         failed = self.cuda.to_device(np.zeros(max(n_guards, 1), np.int64)) if n_guards else None
-        for row in self.fwd_rows:
+        if plan.fallible:
+            self.d_err.copy_to_device(np.array([NO_ERROR], np.int64))
+        for pos, row in enumerate(self.fwd_rows):
             if row[0] == GUARD:
                 _, yo, n, kind, _, _, _, _, _, eoff, _, gi = row
                 self._launch(K.k_guard, n, vals, yo, n, kind, self.d_gexp, eoff, failed, gi)
             else:
-                self._forward_op(row, vals)
+                self._forward_op(row, vals, pos)
+        gi = -1
         if n_guards:
             hit = np.flatnonzero(failed.copy_to_host())
-            if hit.size:
-                return int(hit[0]), vals
-        return -1, vals
+            gi = int(hit[0]) if hit.size else -1
+        # an op that failed before the first failed guard raises, as it does on the CPU
+        self._raise_errors(self.guard_pos[gi] if gi >= 0 else None)
+        return gi, vals
 
-    def _forward_op(self, row, vals):
+    def _raise_errors(self, before=None):
+        """Raise the first error the kernels reported (only one at an op row before ``before``)."""
+        if not self.plan.fallible:
+            return
+        k = int(self.d_err.copy_to_host()[0])
+        if k != NO_ERROR:
+            row, code = decode(k)
+            if before is None or row < before:
+                raise device_error(code)
+
+    def _forward_op(self, row, vals, pos):
         K, G = self.K, self.G
         code, yo, n, ao, sa, bo, sb, co, sc, ia, flags, aux = row
-        kind = BY_CODE[code].kind
+        op = BY_CODE[code]
+        kind = op.kind
         if kind in ("elementwise", "nondiff"):
             self._launch(G.FORWARD[code], n, vals, yo, n, ao, sa, bo, sb, co, sc)
         elif kind == "copy":
@@ -167,8 +187,8 @@ class DeviceBranch:
             self.matmul_forward(vals, ao, bo, vals, yo, ia)
         elif kind == "assemble":
             self.assemble(vals, vals, yo, n, ia, None)
-        else:                                            # pragma: no cover - registry and plan agree
-            raise NotImplementedError(kind)
+        else:
+            self.forward_kind(op, row, vals, pos)
 
     # ------------------------------------------------------------------- structural ops
     def gather(self, src, soff, dst, doff, ia, n, acc):
@@ -309,8 +329,9 @@ class DeviceBranch:
             adj = self._arena("_adj")
             for (off, size, acc, _), v in zip(plan.seed_rows.tolist(), vs):
                 self._load(adj, off, v, acc)
-            for row in self.rev_rows:
-                self._reverse_op(row, vals, adj)
+            for pos, row in enumerate(self.rev_rows):
+                self._reverse_op(row, vals, adj, pos)
+            self._raise_errors()
             grad = self._gather_rows(adj, plan.grad_rows, 2, plan.in_total)
             return -1, None, out, grad
 
@@ -326,8 +347,9 @@ class DeviceBranch:
             tan = self._arena("_tan")
             for (off, size), t in zip(plan.in_rows.tolist(), ts):
                 self._load(tan, off, t, False)
-            for row in self.tan_rows:
-                self._tangent_op(row, vals, tan)
+            for pos, row in enumerate(self.tan_rows):
+                self._tangent_op(row, vals, tan, pos)
+            self._raise_errors()
             jv = self._gather_rows(tan, plan.out_rows, 3, plan.out_total)
             return -1, None, out, jv
 
@@ -345,14 +367,15 @@ class DeviceBranch:
         return out
 
     # ------------------------------------------------------------------- reverse and tangent rows
-    def _reverse_op(self, row, vals, adj):
+    def _reverse_op(self, row, vals, adj, pos):
         K, G = self.K, self.G
         code, yo, n, ao, sa, bo, sb, co, sc, ia, flags, aux = row
         acc0 = bool(flags & 8)
         if code == ASM_PART:
             self.gather(adj, yo, adj, ao, ia, self._walk_size(ia), acc0)
             return
-        kind = BY_CODE[code].kind
+        op = BY_CODE[code]
+        kind = op.kind
         if kind == "elementwise":
             offs = (ao, bo, co)
             strides = (sa, sb, sc)
@@ -384,8 +407,8 @@ class DeviceBranch:
                 self.matmul_vjp(0, vals, ao, bo, adj, yo, ao, ia, acc0)
             if flags & VARY[1]:
                 self.matmul_vjp(1, vals, ao, bo, adj, yo, bo, ia, bool(flags & 16))
-        else:                                            # pragma: no cover
-            raise NotImplementedError(kind)
+        else:
+            self.reverse_kind(op, row, vals, adj, pos)
 
     def _walk_size(self, ia):
         return self._map(ia)[7]
@@ -397,10 +420,11 @@ class DeviceBranch:
             self._maps[key] = (self.cuda.to_device(_NO_ROW), self.cuda.to_device(np.array([[n, 1, 0]], np.int64)))
         return self._maps[key]
 
-    def _tangent_op(self, row, vals, tan):
+    def _tangent_op(self, row, vals, tan, pos):
         K, G = self.K, self.G
         code, yo, n, ao, sa, bo, sb, co, sc, ia, flags, aux = row
-        kind = BY_CODE[code].kind
+        op = BY_CODE[code]
+        kind = op.kind
         if kind == "elementwise":
             self._launch(G.TANGENT[code], n, vals, tan, yo, n, ao, sa, bo, sb, co, sc, flags)
         elif kind == "copy":
@@ -422,8 +446,8 @@ class DeviceBranch:
                 self.matmul_forward(vals, ao, bo, tan, yo, ia, src_b=tan, beta=beta)
         elif kind == "assemble":
             self.assemble(tan, tan, yo, n, ia, self.plan.varying)
-        else:                                            # pragma: no cover
-            raise NotImplementedError(kind)
+        else:
+            self.tangent_kind(op, row, vals, tan, pos)
 
     # ------------------------------------------------------------------- ensembles
     def _ensemble_tables(self):
@@ -437,8 +461,9 @@ class DeviceBranch:
         return self._ens
 
     def lanes(self, B):
-        """Samples per launch: all of them, unless two lanes-last arenas would not fit in memory."""
-        per_lane = 2 * max(1, self.plan.arena_size) * self.dtype.itemsize
+        """Samples per launch: all of them, unless the lanes-last arenas and scratch would not fit in
+        memory."""
+        per_lane = 2 * max(1, self.plan.arena_size) * self.dtype.itemsize + 8 * self.plan.scratch
         free = self.cuda.current_context().get_memory_info()[0]
         if not np.isfinite(free):               # the simulator reports unlimited memory
             free = 1 << 30
@@ -452,6 +477,8 @@ class DeviceBranch:
 
         Returns device arrays ``(out, result, status)``; ``status[b]`` is -1 or
         the first guard sample b failed (its results are then not to be used).
+        A sample whose op failed (``numbad.cuda.errors``) raises the CPU's
+        exception, naming the first such sample.
         """
         cuda, G, plan = self.cuda, self.G, self.plan
         t = self._ensemble_tables()
@@ -462,10 +489,12 @@ class DeviceBranch:
         out = cuda.device_array((B, plan.out_total), self.dtype)
         res = cuda.device_array((B, n_res), self.dtype)
         status = cuda.device_array(B, np.int64)
+        errs = cuda.device_array(B, np.int64)
         L = self.lanes(B)
         size = max(1, plan.arena_size) * L
         vals = cuda.device_array(size, self.dtype)
         second = cuda.device_array(size, self.dtype)
+        wk = cuda.device_array(max(1, plan.scratch * L), np.float64)
         tpb = G.ENS_TPB
         for c0 in range(0, B, L):
             Lc = min(L, B - c0)
@@ -473,11 +502,17 @@ class DeviceBranch:
             if method == "vjp":
                 G.ensemble_vjp[grid, tpb](t["fwd"], t["rev"], self.d_ip, self.d_node_off, self.d_const_idx,
                                           self.d_const_val, t["in_rows"], t["seed_rows"], t["grad_rows"],
-                                          self.d_gexp, dX, dS, out, res, status, vals, second, c0, Lc)
+                                          self.d_gexp, dX, dS, out, res, status, errs, vals, second, wk, c0, Lc)
             else:
                 G.ensemble_jvp[grid, tpb](t["fwd"], t["tan"], self.d_ip, self.d_node_off, t["varying"],
                                           self.d_const_idx, self.d_const_val, t["in_rows"], t["seed_rows"],
-                                          self.d_gexp, dX, dS, out, res, status, vals, second, c0, Lc)
+                                          self.d_gexp, dX, dS, out, res, status, errs, vals, second, wk, c0, Lc)
+        if plan.fallible:
+            codes = errs.copy_to_host()
+            failed = np.flatnonzero(codes)
+            if failed.size:
+                b = int(failed[0])
+                raise device_error(codes[b], f"sample {b} of the batch")
         return out, res, status
 
 

@@ -17,8 +17,8 @@ EW = [op for op in OPS.values() if op.kind in ("elementwise", "nondiff")]
 SHAPES = {1: [((5,),)], 2: [((5,), (5,)), ((5,), ())], 3: [((5,), (5,), (5,)), ((5,), (), (5,))]}
 #: Ops whose value and derivative are IEEE arithmetic, selections or roundings: bit for bit.
 EXACT = {"add", "subtract", "multiply", "divide", "negative", "positive", "absolute", "fabs", "square",
-         "reciprocal", "sqrt", "maximum", "minimum", "fmax", "fmin", "where", "clip", "copysign",
-         "sign", "floor", "ceil", "trunc", "rint", "heaviside", "round_decimals", "stop_gradient",
+         "reciprocal", "sqrt", "sqrt_subgrad", "maximum", "minimum", "fmax", "fmin", "where", "clip",
+         "copysign", "sign", "floor", "ceil", "trunc", "rint", "heaviside", "round_decimals", "stop_gradient",
          "deg2rad", "rad2deg"}
 SPECIAL = {"erf", "erfc", "gammaln", "expit", "logit", "softplus"}
 
@@ -33,6 +33,9 @@ def function(op):
         return lambda a, b: nb.special.polygamma(1, b) * a
     if op.name in SPECIAL:
         return getattr(nb.special, op.name)
+    if op.name == "sqrt_subgrad":        # np.linalg.norm's sqrt
+        from numbad.tensor.linalg import sqrt_subgrad
+        return sqrt_subgrad
     if op.name == "clip":
         return np.clip
     if op.name == "stop_gradient":       # what a nested vjp inside nb.record returns

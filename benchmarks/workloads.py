@@ -1,9 +1,11 @@
 """The benchmark workloads, each written once per framework's spelling.
 
-A workload is ``(name, make_inputs, numpy_fn, torch_fn, jax_fn)``: ``numpy_fn``
-is ordinary numpy code (what numbad differentiates unchanged and what the
-numpy-forward baseline runs); ``torch_fn``/``jax_fn`` are the same function for
-the peers. ``make_inputs(rng)`` returns ``(inputs tuple, v)``.
+``WORKLOADS[name]`` is ``(make_inputs, numpy_fn, torch_fn, jax_fn)``:
+``numpy_fn`` is ordinary numpy code (what numbad differentiates unchanged and
+what the numpy-forward baseline runs); ``torch_fn``/``jax_fn`` are the same
+function for the peers. ``make_inputs(rng)`` returns ``(inputs tuple, v)``.
+``AUTOGRAD[name]`` is the HIPS autograd spelling (``autograd.numpy``), and
+``JAX_JIT[name]`` the spelling ``jax.jit`` is given where it is not ``jax_fn``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ def seed_np(x):
 
 def seed_torch(x):
     return x.exp().sum(dim=1)
+
+
+def seed_jax(x):
+    import jax.numpy as jnp
+    return jnp.sum(jnp.exp(x), axis=1)
+
+
+def seed_autograd(x):
+    import autograd.numpy as anp
+    return anp.sum(anp.exp(x), axis=1)
 
 
 def seed_inputs(rng):
@@ -49,6 +61,11 @@ def chain_jax(x):
     return jnp.sum(_chain(x, jnp.sin, jnp.exp, jnp.tanh))
 
 
+def chain_autograd(x):
+    import autograd.numpy as anp
+    return anp.sum(_chain(x, anp.sin, anp.exp, anp.tanh))
+
+
 def chain_inputs(rng):
     return (rng.standard_normal(16),), 1.0
 
@@ -66,6 +83,24 @@ def lorenz(x, y, z, sigma, rho, beta, steps=LORENZ_STEPS, dt=0.01):
         x = x + dt * dx
         y = y + dt * dy
         z = z + dt * dz
+    return x + y + z
+
+
+def lorenz_jax_scan(x, y, z, sigma, rho, beta, steps=LORENZ_STEPS, dt=0.01):
+    """The same Euler steps as a ``jax.lax.scan``: the spelling ``jax.jit`` needs.
+
+    ``jax.jit`` of the Python loop unrolls it into one expression whose
+    compilation time explodes with the step count (``jax_lorenz_jit.py``).
+    """
+    import jax
+
+    def step(c, _):
+        x, y, z = c
+        dx = sigma * (y - x)
+        dy = x * (rho - z) - y
+        dz = x * y - beta * z
+        return (x + dt * dx, y + dt * dy, z + dt * dz), None
+    (x, y, z), _ = jax.lax.scan(step, (x, y, z), None, length=steps)
     return x + y + z
 
 
@@ -89,6 +124,11 @@ def elementwise_jax(x):
     return jnp.sum(jnp.sin(x) * jnp.exp(-x ** 2) + jnp.log1p(x ** 2))
 
 
+def elementwise_autograd(x):
+    import autograd.numpy as anp
+    return anp.sum(anp.sin(x) * anp.exp(-x ** 2) + anp.log1p(x ** 2))
+
+
 def elementwise_inputs(n):
     def make(rng):
         return (rng.standard_normal(n),), 1.0
@@ -107,6 +147,11 @@ def rosenbrock_torch(x):
 def rosenbrock_jax(x):
     import jax.numpy as jnp
     return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosenbrock_autograd(x):
+    import autograd.numpy as anp
+    return anp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
 
 def rosenbrock_inputs(n):
@@ -142,6 +187,14 @@ def mlp_jax(W1, W2, W3, X):
     return jnp.mean(out ** 2)
 
 
+def mlp_autograd(W1, W2, W3, X):
+    import autograd.numpy as anp
+    h = anp.tanh(X @ W1)
+    h = anp.tanh(h @ W2)
+    out = h @ W3
+    return anp.mean(out ** 2)
+
+
 def mlp_inputs(rng):
     Ws = tuple(rng.standard_normal(s) / np.sqrt(s[0]) for s in MLP_SHAPES)
     X = rng.standard_normal((256, 512))
@@ -149,11 +202,25 @@ def mlp_inputs(rng):
 
 
 WORKLOADS = {
-    "seed": (seed_inputs, seed_np, seed_torch, None),
+    "seed": (seed_inputs, seed_np, seed_torch, seed_jax),
     "chain": (chain_inputs, chain_np, chain_torch, chain_jax),
-    "lorenz": (lorenz_inputs, lorenz, lorenz, None),
+    "lorenz": (lorenz_inputs, lorenz, lorenz, lorenz),
     "elementwise_1e6": (elementwise_inputs(10 ** 6), elementwise_np, elementwise_torch, elementwise_jax),
     "elementwise_1e7": (elementwise_inputs(10 ** 7), elementwise_np, elementwise_torch, elementwise_jax),
     "rosenbrock_1e6": (rosenbrock_inputs(10 ** 6), rosenbrock_np, rosenbrock_torch, rosenbrock_jax),
     "mlp": (mlp_inputs, mlp_np, mlp_torch, mlp_jax),
 }
+
+#: HIPS autograd's spellings (``autograd.numpy``); the Lorenz loop is plain arithmetic in every framework
+AUTOGRAD = {
+    "seed": seed_autograd,
+    "chain": chain_autograd,
+    "lorenz": lorenz,
+    "elementwise_1e6": elementwise_autograd,
+    "elementwise_1e7": elementwise_autograd,
+    "rosenbrock_1e6": rosenbrock_autograd,
+    "mlp": mlp_autograd,
+}
+
+#: what ``jax.jit`` compiles where the eager spelling does not serve (see ``lorenz_jax_scan``)
+JAX_JIT = {"lorenz": lorenz_jax_scan}

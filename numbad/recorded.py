@@ -37,7 +37,20 @@ _GUARD_KIND = {"truth": 0, "value": 1}
 
 
 class BranchChanged(RuntimeError):
-    """A replay's inputs decide a recorded branch differently (replay with ``retrace=True``)."""
+    """A replay's inputs decide a recorded branch differently (replay with ``retrace=True``).
+
+    The message names the recording site (``file:line``) and the value recorded there.
+
+    >>> import numpy as np, numbad as nb
+    >>> tape = nb.record(lambda x: x * 2.0 if x > 0 else -x, np.array(1.0))
+    >>> try:
+    ...     tape(np.array(-1.0))
+    ... except nb.BranchChanged as e:
+    ...     print(e)
+    a branch decided by a comparison at ... changed on replay: it was True when the tape was recorded and is False now. Replay with retrace=True to record this branch too.
+    >>> tape(np.array(-1.0), retrace=True)        # records the other branch beside the first
+    array(1.)
+    """
 
 
 # ------------------------------------------------------------------------------- one branch

@@ -29,10 +29,11 @@ _ASSIGN = OPS["assign"].code
 class Tensor:
     """An array value recorded on a tape; what ``func`` receives in place of its inputs.
 
-    A Tensor behaves like a read-only numpy array: numpy's ufuncs and array
-    functions accept it, and so do PyTorch-style methods (``x.exp().sum(dim=1)``).
-    Reading a value out (``float(t)``, ``t.item()``, ``t.detach()``) gives a plain
-    number or array through which no derivative flows.
+    A Tensor behaves like a numpy array: numpy's ufuncs and array functions
+    accept it, and so do PyTorch-style methods (``x.exp().sum(dim=1)``). Writes
+    (``t[i] = v``, ``t += v``) record a new version of it. Reading a value out
+    (``float(t)``, ``t.item()``, ``t.detach()``) gives a plain number or array
+    through which no derivative flows.
 
     >>> import numpy as np, numbad as nb
     >>> out, g = nb.vjp(lambda x: (x.exp() * 2.0).sum(), np.zeros(3))

@@ -416,7 +416,7 @@ class Tape:
             pos += n
         return postprocess(outs, self.is_outputs_tuple)
 
-    def _unpack_inputs(self, flat, batch=None, dtype_of=None):
+    def _unpack_inputs(self, flat, batch=None):
         outs, pos = [], 0
         lead = () if batch is None else (batch,)
         for shape, dt in zip(self.in_shapes, self.in_dtypes):

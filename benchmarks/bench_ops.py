@@ -48,6 +48,9 @@ def scalar_cases():
                 cases[op.name] = (lambda a: np.round(a, 1), mids[:1])
             elif op.name == "polygamma":
                 cases[op.name] = (lambda a: nb.special.polygamma(1, a), mids[1:])
+            elif op.name == "stop_gradient":
+                from numbad.tensor.core import stop_gradient
+                cases[op.name] = (stop_gradient, mids)
             elif op.name == "sqrt_subgrad":
                 from numbad.tensor.linalg import sqrt_subgrad
                 cases[op.name] = (sqrt_subgrad, mids)

@@ -98,12 +98,18 @@ def _indent(lines, n):
 
 def _operand_setup(op):
     """Offsets (and broadcast flags) of an elementwise op's operands."""
-    lines = []
-    for nm, node in zip(op.operand_names(), ("na", "nb", "nc")):
-        lines.append(f"{nm}o = node_off[{node}]")
-        if op.arity > 1:
-            lines.append(f"s{nm} = 1 if node_size[{node}] == n else 0")
-    return lines
+    return _offsets(op) + _broadcast_flags(op)
+
+
+def _offsets(op):
+    return [f"{nm}o = node_off[{node}]" for nm, node in zip(op.operand_names(), ("na", "nb", "nc"))]
+
+
+def _broadcast_flags(op):
+    """1 where an operand has the output's size, 0 where it broadcasts one element."""
+    if op.arity == 1:
+        return []
+    return [f"s{nm} = 1 if node_size[{node}] == n else 0" for nm, node in zip(op.operand_names(), ("na", "nb", "nc"))]
 
 
 def _operands(op):
@@ -225,15 +231,45 @@ def _structural(op, sweep, L="1"):
     return make(op, L)
 
 
+def _scalar_loads(op, exprs, arr="vals"):
+    """The one element of each value that ``exprs`` use, for an op whose output has size 1."""
+    return [f"{nm} = {arr}[{nm}o]" for nm in _used(op, exprs)]
+
+
+def _scalar_first(scalar, general):
+    """``scalar`` where the output has one element, else ``general``.
+
+    Scalar code (a Python loop over 0-d values) is most of what a tape holds;
+    the views the general loops take cost an array struct and a reference count
+    each (about 30 ns an op), which the direct reads of the scalar path avoid.
+    """
+    return ["if n == 1:"] + _indent(scalar, 4) + ["else:"] + _indent(general, 4)
+
+
 def _branch_forward(op):
     if op.kind in ("elementwise", "nondiff"):
-        return (_operand_setup(op) + _value_views(op, [op.forward]) + ["out = vals[yo:yo + n]",
-                "for i in range(n):"] + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
+        scalar = _scalar_loads(op, [op.forward]) + [f"vals[yo] = {op.forward}"]
+        general = (_broadcast_flags(op) + _value_views(op, [op.forward])
+                   + ["out = vals[yo:yo + n]", "for i in range(n):"]
+                   + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
+        return _offsets(op) + _scalar_first(scalar, general)
     return _structural(op, "forward")
 
 
 def _elementwise_reverse(op, lanes):
-    lines = _operand_setup(op)
+    if not lanes:
+        scalar = ["gy = adj[yo]"]
+        for nm, node, d in _operands(op):
+            if d is not None:
+                scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [
+                    f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + gy * ({d})",
+                    f"adj_set[{node}] = True"], 4)
+        return _offsets(op) + _scalar_first(scalar, _broadcast_flags(op) + _elementwise_reverse_loops(op, lanes))
+    return _operand_setup(op) + _elementwise_reverse_loops(op, lanes)
+
+
+def _elementwise_reverse_loops(op, lanes):
+    lines = []
     for nm, node, d in _operands(op):
         if d is None:
             continue
@@ -275,7 +311,13 @@ def _elementwise_tangent(op, lanes):
     for nm, _, d in diff:
         body += [f"if on{nm}:", f"    s += t{nm}[{_idx(op, nm)}] * ({d})"]
     body += ["ty[i] = s"]
-    return lines + ["for i in range(n):"] + _indent(body, 4)
+    general = lines + ["for i in range(n):"] + _indent(body, 4)
+    scalar = ["s = 0.0"]
+    for nm, node, d in diff:
+        scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [f"s += tan[{nm}o] * ({d})"], 4)
+    scalar += ["tan[yo] = s"]
+    offsets = _offsets(op)
+    return offsets + _scalar_first(scalar, [ln for ln in general if ln not in offsets])
 
 
 def _branch_reverse(op, lanes):

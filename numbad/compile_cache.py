@@ -87,10 +87,10 @@ def _workload(dtype):
         v = np.ones_like(np.asarray(out))
         tape.vjp(inputs, v)
         tape.jvp(inputs, (x, A))
-        tape.jacobian(inputs)
-        tape.jacobian(inputs, strategy="forward-mode")
+        tape.jacobian(inputs)                               # fewer outputs than inputs: reverse lanes
         tape.batch_vjp(batch, np.stack([v, v]))
         tape.batch_jvp(batch, batch)
+    nb.record(lambda x: np.tanh(np.outer(x, x)), x).jacobian(x)   # more outputs: tangent lanes
 
 
 def compile_all(jobs=None, quiet=False):

@@ -231,9 +231,9 @@ def _structural(op, sweep, L="1"):
     return make(op, L)
 
 
-def _scalar_loads(op, exprs, arr="vals"):
+def _scalar_loads(op, exprs):
     """The one element of each value that ``exprs`` use, for an op whose output has size 1."""
-    return [f"{nm} = {arr}[{nm}o]" for nm in _used(op, exprs)]
+    return [f"{nm} = vals[{nm}o]" for nm in _used(op, exprs)]
 
 
 def _scalar_first(scalar, general):

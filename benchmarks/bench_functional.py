@@ -14,20 +14,8 @@ import pytest
 
 import numbad as nb
 
-from functional_report import N_HVP, jacobian_workload, rosenbrock
-
-try:
-    import torch
-    import torch.autograd.functional as TF
-    torch.set_num_threads(1)
-except ImportError:          # pragma: no cover
-    torch = None
-try:
-    import jax
-    import jax.numpy as jnp
-    jax.config.update("jax_enable_x64", True)
-except ImportError:          # pragma: no cover
-    jax = None
+# the peers as the report imports them (absent ones are None; PyTorch on one thread, JAX in float64)
+from functional_report import N_HVP, TF, jacobian_workload, jax, jnp, rosenbrock, torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
 needs_jax = pytest.mark.skipif(jax is None, reason="JAX not installed")

@@ -26,13 +26,13 @@ try:
     import torch.autograd.functional as TF
     torch.set_num_threads(1)
 except ImportError:         # pragma: no cover
-    torch = None
+    torch = TF = None
 try:
     import jax
     import jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
 except ImportError:         # pragma: no cover
-    jax = None
+    jax = jnp = None
 
 N_JAC = 100
 N_HVP = 10 ** 5

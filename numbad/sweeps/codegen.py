@@ -297,7 +297,7 @@ def _elementwise_reverse_loops(op, lanes):
 def _elementwise_tangent(op, lanes):
     diff = [(nm, node, d) for nm, node, d in _operands(op) if d is not None]
     exprs = [d for _, _, d in diff]
-    lines = (_operand_setup(op) + [f"on{nm} = varying[{node}]" for nm, node, _ in diff]
+    lines = (_broadcast_flags(op) + [f"on{nm} = varying[{node}]" for nm, node, _ in diff]
              + _value_views(op, exprs))
     body = _loads(op, exprs)
     if lanes:
@@ -305,7 +305,7 @@ def _elementwise_tangent(op, lanes):
         for nm, _, d in diff:
             body += [f"if on{nm}:", f"    d = {d}", f"    p = ({nm}o + {_idx(op, nm)}) * L",
                      "    tp = tan[p:p + L]", "    for j in range(L):", "        tq[j] += tp[j] * d"]
-        return lines + ["for i in range(n):"] + _indent(body, 4)
+        return _offsets(op) + lines + ["for i in range(n):"] + _indent(body, 4)
     lines += [f"t{nm} = tan[{nm}o:{nm}o + {_span(op, nm)}]" for nm, _, _ in diff] + ["ty = tan[yo:yo + n]"]
     body += ["s = 0.0"]
     for nm, _, d in diff:
@@ -316,8 +316,7 @@ def _elementwise_tangent(op, lanes):
     for nm, node, d in diff:
         scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [f"s += tan[{nm}o] * ({d})"], 4)
     scalar += ["tan[yo] = s"]
-    offsets = _offsets(op)
-    return offsets + _scalar_first(scalar, [ln for ln in general if ln not in offsets])
+    return _offsets(op) + _scalar_first(scalar, general)
 
 
 def _branch_reverse(op, lanes):

@@ -36,10 +36,11 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
     array([[1., 1.],
            [1., 1.]])
     """
-    from ..cuda import check_device
-    if check_device(device) == "cuda":
-        from ..cuda.api import functional_vjp
-        return functional_vjp(func, inputs, v, create_graph, strict, to_host)
+    if type(device) is not str or device != "cpu":
+        from ..cuda import check_device
+        if check_device(device) == "cuda":
+            from ..cuda.api import functional_vjp
+            return functional_vjp(func, inputs, v, create_graph, strict, to_host)
     is_inputs_tuple, inputs = as_input_tuple(inputs, "vjp")
     call = Call(inputs, create_graph)
     tape = call.tape

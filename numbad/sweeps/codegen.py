@@ -246,25 +246,32 @@ def _scalar_first(scalar, general):
     return ["if n == 1:"] + _indent(scalar, 4) + ["else:"] + _indent(general, 4)
 
 
-def _branch_forward(op):
+def _forward_loop(op):
+    return (_offsets(op) + _broadcast_flags(op) + _value_views(op, [op.forward])
+            + ["out = vals[yo:yo + n]", "for i in range(n):"]
+            + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
+
+
+def _branch_forward(op, call):
     if op.kind in ("elementwise", "nondiff"):
-        scalar = _scalar_loads(op, [op.forward]) + [f"vals[yo] = {op.forward}"]
-        general = (_broadcast_flags(op) + _value_views(op, [op.forward])
-                   + ["out = vals[yo:yo + n]", "for i in range(n):"]
-                   + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
-        return _offsets(op) + _scalar_first(scalar, general)
+        scalar = _offsets(op) + _scalar_loads(op, [op.forward]) + [f"vals[yo] = {op.forward}"]
+        return _scalar_first(scalar, [call])
     return _structural(op, "forward")
 
 
-def _elementwise_reverse(op, lanes):
-    if not lanes:
-        scalar = ["gy = adj[yo]"]
-        for nm, node, d in _operands(op):
-            if d is not None:
-                scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [
-                    f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + gy * ({d})",
-                    f"adj_set[{node}] = True"], 4)
-        return _offsets(op) + _scalar_first(scalar, _broadcast_flags(op) + _elementwise_reverse_loops(op, lanes))
+def _elementwise_reverse(op, lanes, call):
+    if lanes:
+        return [call]
+    scalar = _offsets(op) + ["gy = adj[yo]"]
+    for nm, node, d in _operands(op):
+        if d is not None:
+            scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [
+                f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + gy * ({d})",
+                f"adj_set[{node}] = True"], 4)
+    return _scalar_first(scalar, [call])
+
+
+def _reverse_loop(op, lanes):
     return _operand_setup(op) + _elementwise_reverse_loops(op, lanes)
 
 
@@ -284,17 +291,36 @@ def _elementwise_reverse_loops(op, lanes):
                                                 "q = (yo + i) * L", "ap = adj[p:p + L]", "aq = adj[q:q + L]",
                                                 "for j in range(L):", "    ap[j] += aq[j] * d"], 8)
         else:
-            # a broadcast operand (stride 0) sums into one slot: only its first write overwrites
-            first = "acc" if op.arity == 1 else f"acc or i * (1 - s{nm}) > 0"
-            lines += [f"    acc = adj_set[{node}]", f"    ga = adj[{nm}o:{nm}o + {_span(op, nm)}]",
-                      "    gy = adj[yo:yo + n]", "    for i in range(n):"]
-            lines += _indent(_loads(op, [d]) + [f"p = {_idx(op, nm)}",
-                                                f"ga[p] = (ga[p] if {first} else 0.0) + gy[i] * ({d})"], 8)
+            # separate loops for accumulating, for the first write, and for an operand that
+            # broadcasts (sums into one slot): simple loops are what LLVM vectorizes
+            load = _loads(op, [d])
+            lines += [f"    ga = adj[{nm}o:{nm}o + {_span(op, nm)}]", "    gy = adj[yo:yo + n]"]
+            branches = [(f"adj_set[{node}]", f"ga[i] += gy[i] * ({d})"), (None, f"ga[i] = gy[i] * ({d})")]
+            if op.arity > 1:
+                lines += [f"    if s{nm} == 0:", f"        s = ga[0] if adj_set[{node}] else 0.0",
+                          "        for i in range(n):"]
+                lines += _indent(load + [f"s += gy[i] * ({d})"], 12) + ["        ga[0] = s"]
+                branches[0] = (f"elif {branches[0][0]}", branches[0][1])
+            else:
+                branches[0] = (f"if {branches[0][0]}", branches[0][1])
+            for cond, stmt in branches:
+                lines += [f"    {cond or 'else'}:", "        for i in range(n):"] + _indent(load + [stmt], 12)
         lines.append(f"    adj_set[{node}] = True")
     return lines
 
 
-def _elementwise_tangent(op, lanes):
+def _elementwise_tangent(op, lanes, call):
+    if lanes:
+        return [call]
+    scalar = _offsets(op) + ["s = 0.0"]
+    for nm, node, d in _operands(op):
+        if d is not None:
+            scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [f"s += tan[{nm}o] * ({d})"], 4)
+    scalar += ["tan[yo] = s"]
+    return _scalar_first(scalar, [call])
+
+
+def _tangent_loop(op, lanes):
     diff = [(nm, node, d) for nm, node, d in _operands(op) if d is not None]
     exprs = [d for _, _, d in diff]
     lines = (_broadcast_flags(op) + [f"on{nm} = varying[{node}]" for nm, node, _ in diff]
@@ -311,23 +337,18 @@ def _elementwise_tangent(op, lanes):
     for nm, _, d in diff:
         body += [f"if on{nm}:", f"    s += t{nm}[{_idx(op, nm)}] * ({d})"]
     body += ["ty[i] = s"]
-    general = lines + ["for i in range(n):"] + _indent(body, 4)
-    scalar = ["s = 0.0"]
-    for nm, node, d in diff:
-        scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [f"s += tan[{nm}o] * ({d})"], 4)
-    scalar += ["tan[yo] = s"]
-    return _offsets(op) + _scalar_first(scalar, general)
+    return _offsets(op) + lines + ["for i in range(n):"] + _indent(body, 4)
 
 
-def _branch_reverse(op, lanes):
+def _branch_reverse(op, lanes, call):
     if op.kind == "elementwise":
-        return _elementwise_reverse(op, lanes)
+        return _elementwise_reverse(op, lanes, call)
     return _structural(op, "reverse", "L" if lanes else "1")
 
 
-def _branch_tangent(op, lanes):
+def _branch_tangent(op, lanes, call):
     if op.kind == "elementwise":
-        return _elementwise_tangent(op, lanes)
+        return _elementwise_tangent(op, lanes, call)
     return _structural(op, "tangent", "L" if lanes else "1")
 
 
@@ -390,7 +411,7 @@ def _branch_reverse_batch(op):
                       f"node_off[{node}], ip, ia, L, adj_set[{node}])",
                       f"    adj_set[{node}] = True"]
         return lines
-    return _branch_reverse(op, True)
+    return _branch_reverse(op, True, None)
 
 
 def _branch_tangent_batch(op):
@@ -408,7 +429,7 @@ def _branch_tangent_batch(op):
             _lane_positions(op) + views + ["for j in range(L):"] + _indent(body, 4), 4)
     if op.kind == "matmul":
         return ["K.matmul_batch_jvp(vals, node_off[na], node_off[nb], tan, varying[na], varying[nb], yo, ip, ia, L)"]
-    return _branch_tangent(op, True)
+    return _branch_tangent(op, True, None)
 
 
 #: Kinds the *_batch interpreters handle; a tape with another kind replays ensembles sample by sample.
@@ -439,9 +460,44 @@ LOOP_HEAD = [
 ]
 
 
+#: Elementwise ops per outlined loop function (see _outlined).
+OUTLINE_GROUP = 12
+
+
+def _outlined(name, params, ops, loop):
+    """Functions ``name_0, name_1, ...`` holding ``loop(op)`` (the array loops), a group of ops each.
+
+    The interpreters keep only the one-element path of an elementwise op
+    inline and call these for arrays. Numba's SSA reconstruction and type
+    inference cost grows faster than the size of a function; smaller
+    functions cut the cold compile, and one call per array op costs nothing
+    next to its loop. Returns ``(lines, {code: call})``.
+    """
+    lines, calls = [], {}
+    for g in range(0, len(ops), OUTLINE_GROUP):
+        group = ops[g:g + OUTLINE_GROUP]
+        fname = f"{name}_{g // OUTLINE_GROUP}"
+        lines += ["@_interp", f"def {fname}(code, {params}):"]
+        lines += _indent(_dispatch(group, loop), 4) + [""]
+        calls.update((op.code, f"{fname}(code, {params})") for op in group)
+    return lines, calls
+
+
 def _interpreters(ops):
     diff_ops = [op for op in ops if op.differentiable]
     out = []
+    loops = {}          # interpreter name -> {op code: call of its outlined loop}
+    base = "vals, node_off, node_size, ip, ia, na, nb, nc, n, yo"
+    for name, params, kinds, loop in (
+            ("forward", base, ("elementwise", "nondiff"), _forward_loop),
+            ("reverse", base + ", adj, adj_set, varying", ("elementwise",), lambda op: _reverse_loop(op, False)),
+            ("reverse_lanes", base + ", adj, adj_set, varying, L", ("elementwise",),
+             lambda op: _reverse_loop(op, True)),
+            ("tangent", base + ", tan, varying", ("elementwise",), lambda op: _tangent_loop(op, False)),
+            ("tangent_lanes", base + ", tan, varying, L", ("elementwise",), lambda op: _tangent_loop(op, True))):
+        group = [op for op in (ops if name == "forward" else diff_ops) if op.kind in kinds]
+        lines, loops[name] = _outlined(f"_{name}_loops", params, group, loop)
+        out += lines
     # mark_varying: forward activity from the requested inputs
     out += ["@_interp", "def mark_varying(ops, ip, varying, begin, end):",
             '    """Mark every node that depends, through differentiable ops, on a varying node."""',
@@ -472,7 +528,7 @@ def _interpreters(ops):
     out += ["@_interp", "def forward(ops, node_off, node_size, ip, vals, begin, end, ws):",
             '    """Recompute every node value of ops [begin, end) from the nodes before them."""',
             "    for k in range(begin, end):"] + _indent(LOOP_HEAD, 8)
-    out += _indent(_dispatch(ops, _branch_forward), 8) + [""]
+    out += _indent(_dispatch(ops, lambda op: _branch_forward(op, loops['forward'].get(op.code))), 8) + [""]
     # reverse sweeps
     for lanes in (False, True):
         name = "reverse_lanes" if lanes else "reverse"
@@ -487,7 +543,8 @@ def _interpreters(ops):
                 "        o = ops[k, 1]",
                 "        if not adj_set[o] or not varying[o]:",
                 "            continue"] + _indent(LOOP_HEAD[1:], 8)
-        out += _indent(_dispatch(diff_ops, lambda op: _branch_reverse(op, lanes)), 8) + [""]
+        out += _indent(_dispatch(diff_ops, lambda op: _branch_reverse(op, lanes, loops[name].get(op.code))),
+                           8) + [""]
     # tangent sweeps
     for lanes in (False, True):
         name = "tangent_lanes" if lanes else "tangent"
@@ -502,7 +559,8 @@ def _interpreters(ops):
                 "        o = ops[k, 1]",
                 "        if not varying[o]:",
                 "            continue"] + _indent(LOOP_HEAD[1:], 8)
-        out += _indent(_dispatch(diff_ops, lambda op: _branch_tangent(op, lanes)), 8) + [""]
+        out += _indent(_dispatch(diff_ops, lambda op: _branch_tangent(op, lanes, loops[name].get(op.code))),
+                           8) + [""]
     # batched values: ensembles
     batch_ops = [op for op in ops if op.kind in BATCH_KINDS]
     out += ["@_interp", "def forward_batch(ops, node_off, node_size, ip, vals, begin, end, ws, L):",

@@ -50,10 +50,47 @@ def cython_function_address(module, name):
     return get_cython_function_address(module, name)
 
 
-# BLAS gemm from scipy's Cython BLAS, registered as named symbols so that
-# functions calling it stay cacheable (ctypes pointers would not be).
-_llvm.add_symbol("numbad_dgemm", cython_function_address("scipy.linalg.cython_blas", "dgemm"))
-_llvm.add_symbol("numbad_sgemm", cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+def numpy_blas_address(name):
+    """Address of ``name`` in the ILP64 OpenBLAS that numpy's wheels load, or ``None``.
+
+    numpy's matmul runs on that library's thread pool. Calling the same
+    library from the sweeps keeps one pool busy: with a second OpenBLAS
+    (scipy's) in the process, the two pools' threads spin against each other
+    and a mixed numpy/numbad workload on 2 cores ran at half speed.
+    ``RTLD_NOLOAD`` only finds the copy numpy has already loaded.
+    """
+    import ctypes
+    import os
+    import numpy
+    root = Path(numpy.__file__).parent
+    for pattern in ("../numpy.libs/libscipy_openblas64_*", ".dylibs/libscipy_openblas64_*"):
+        for path in sorted(root.glob(pattern)):
+            try:
+                lib = ctypes.CDLL(str(path), mode=getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_NOW", 0))
+                return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+            except (OSError, AttributeError):
+                continue
+    return None
+
+
+def _gemm_address(prefix):
+    """numpy's own gemm where it has one; else scipy's Cython BLAS (LP64).
+
+    The kernel passes 64-bit integers either way: an LP64 gemm reads the low
+    32 bits of each, which on a little-endian machine is the same number.
+    """
+    address = numpy_blas_address(f"scipy_{prefix}gemm_64_")
+    if address is not None:
+        return address
+    if sys.byteorder != "little":
+        raise ImportError("numbad needs numpy's ILP64 OpenBLAS on a big-endian machine")
+    return cython_function_address("scipy.linalg.cython_blas", f"{prefix}gemm")
+
+
+# gemm registered as named symbols so that functions calling it stay cacheable
+# (ctypes pointers would not be); the address is looked up anew in each process.
+_llvm.add_symbol("numbad_dgemm", _gemm_address("d"))
+_llvm.add_symbol("numbad_sgemm", _gemm_address("s"))
 _vp = types.voidptr
 _dgemm = types.ExternalFunction("numbad_dgemm", types.void(*([_vp] * 13)))
 _sgemm = types.ExternalFunction("numbad_sgemm", types.void(*([_vp] * 13)))
@@ -274,17 +311,18 @@ def gemm(tA, tB, M, N, K, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc, ws):
                     C[c] = s
         return
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
-    ci = ws[-8:].view(np.int32)     # Fortran integers (32-bit) and the two trans chars
+    ci = ws[-8:-2]                  # BLAS integers, 64-bit (see _gemm_address)
     ci[0] = N
     ci[1] = M
     ci[2] = K
     ci[3] = lda
     ci[4] = ldb
     ci[5] = ldc
-    ci[6] = 84 if tA else 78        # 'T' / 'N'
-    ci[7] = 84 if tB else 78
-    trans_b = ci[7:].ctypes
-    trans_a = ci[6:].ctypes
+    tc = ws[-2:].view(np.uint8)     # the two trans chars
+    tc[0] = 84 if tA else 78        # 'T' / 'N'
+    tc[8] = 84 if tB else 78
+    trans_b = tc[8:].ctypes
+    trans_a = tc[0:].ctypes
     if C.itemsize == 8:
         sd = ws[-10:-8].view(np.float64)
         sd[0] = 1.0

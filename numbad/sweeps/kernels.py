@@ -79,12 +79,15 @@ def _gemm_address(prefix):
     The kernel passes 64-bit integers either way: an LP64 gemm reads the low
     32 bits of each, which on a little-endian machine is the same number.
     """
+    # looked up first in any case: it registers scipy's BLAS module, which spares Numba's own
+    # BLAS check the import of all of scipy.linalg (see cython_function_address)
+    scipy_address = cython_function_address("scipy.linalg.cython_blas", f"{prefix}gemm")
     address = numpy_blas_address(f"scipy_{prefix}gemm_64_")
     if address is not None:
         return address
     if sys.byteorder != "little":
         raise ImportError("numbad needs numpy's ILP64 OpenBLAS on a big-endian machine")
-    return cython_function_address("scipy.linalg.cython_blas", f"{prefix}gemm")
+    return scipy_address
 
 
 # gemm registered as named symbols so that functions calling it stay cacheable

@@ -367,11 +367,8 @@ def startup_md(rows):
               "numbad_warm": "numbad: import and first `nb.vjp`, Numba cache warm",
               "numbad_cold": "numbad: the same with an empty Numba cache (compiles the interpreters it uses)",
               "torch": "PyTorch: import and first `torch.autograd.functional.vjp`"}
-    lines = ["| fresh process | best | runs |", "| --- | ---: | ---: |"]
-    for k, label in labels.items():
-        if k in rows:
-            lines.append(f"| {label} | {fmt_time(min(rows[k]))} | {len(rows[k])} |")
-    return "\n".join(lines)
+    return md_table(["fresh process", "best", "runs"],
+                    [[label, fmt_time(min(rows[k])), str(len(rows[k]))] for k, label in labels.items() if k in rows])
 
 
 # ----------------------------------------------------------------------------- writing
@@ -458,16 +455,26 @@ def environment_md(meta):
     return "\n".join(lines)
 
 
-def main_table(results, systems):
-    head = "| workload | " + " | ".join(SYSTEMS[s] for s in systems) + " |"
-    lines = [head, "| --- |" + " ---: |" * len(systems)]
-    for name in MAIN:
-        row = results.get(case_key(name))
-        if row is None:
-            continue
-        lines.append(f"| **{name}**: {MAIN[name][0]} | "
-                     + " | ".join(cell(row["systems"].get(s)) for s in systems) + " |")
+def md_table(header, rows, first="---"):
+    """A markdown table: the ``header`` cells, then ``rows`` of cells; every column but the
+    first is right-aligned (``first`` is the first column's alignment mark)."""
+    lines = ["| " + " | ".join(header) + " |", f"| {first} |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def measured(results, names):
+    """``(name, row)`` for each workload of ``names`` that was measured."""
+    for name in names:
+        row = results.get(case_key(name))
+        if row is not None:
+            yield name, row
+
+
+def main_table(results, systems):
+    return md_table(["workload"] + [SYSTEMS[s] for s in systems],
+                    [[f"**{name}**: {MAIN[name][0]}"] + [cell(row["systems"].get(s)) for s in systems]
+                     for name, row in measured(results, MAIN)])
 
 
 def ratio_table(results, systems):
@@ -477,46 +484,27 @@ def ratio_table(results, systems):
     pairs = [(p, q) for p, q in pairs if q in systems]
     if not pairs:
         return ""
-    head = "| workload | " + " | ".join(f"{SHORT[p]} ÷ {SHORT[q]}" for p, q in pairs) + " |"
-    lines = [head, "| --- |" + " ---: |" * len(pairs)]
-    for name in MAIN:
-        row = results.get(case_key(name))
-        if row is None:
-            continue
-        cells = []
-        for p, q in pairs:
-            a, b = row["systems"].get(p, {}), row["systems"].get(q, {})
-            if "median_s" in a and "median_s" in b:
-                cells.append(f"{a['median_s'] / b['median_s']:.3g}×")
-            else:
-                cells.append("—")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def ratio(row, p, q):
+        a, b = row["systems"].get(p, {}), row["systems"].get(q, {})
+        return f"{a['median_s'] / b['median_s']:.3g}×" if "median_s" in a and "median_s" in b else "—"
+    return md_table(["workload"] + [f"{SHORT[p]} ÷ {SHORT[q]}" for p, q in pairs],
+                    [[name] + [ratio(row, p, q) for p, q in pairs] for name, row in measured(results, MAIN)])
 
 
 def first_call_table(results, systems):
     cols = [s for s in ("numbad", "numbad_tape", "torch", "jax_jit") if s in systems]
     labels = {"numbad": "numbad `nb.vjp`", "numbad_tape": "numbad `record` + first `tape.vjp`",
               "torch": "PyTorch eager", "jax_jit": "JAX `jit`: trace, compile, first call"}
-    lines = ["| workload | " + " | ".join(labels[c] for c in cols) + " |",
-             "| --- |" + " ---: |" * len(cols)]
-    for name in MAIN:
-        row = results.get(case_key(name))
-        if row is None:
-            continue
-        cells = [fmt_time(row["systems"].get(c, {}).get("first_s")) for c in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return md_table(["workload"] + [labels[c] for c in cols],
+                    [[name] + [fmt_time(row["systems"].get(c, {}).get("first_s")) for c in cols]
+                     for name, row in measured(results, MAIN)])
 
 
 def family_table(results, family, systems):
     unit, _ = FAMILIES[family]
     rows = sorted((r for r in results.values() if r["family"] == family), key=lambda r: r["size"])
-    lines = [f"| {unit} | " + " | ".join(SHORT[s] for s in systems) + " |",
-             "| ---: |" + " ---: |" * len(systems)]
-    for r in rows:
-        lines.append(f"| {r['size']:,} | " + " | ".join(cell(r["systems"].get(s)) for s in systems) + " |")
-    return "\n".join(lines)
+    return md_table([unit] + [SHORT[s] for s in systems],
+                    [[f"{r['size']:,}"] + [cell(r["systems"].get(s)) for s in systems] for r in rows], first="---:")
 
 
 def notes_md(results, systems, tolerance):
@@ -593,16 +581,11 @@ def write_report(out, results, systems, meta, tolerance, start=None):
 def headline_md(results, systems, meta):
     cols = [s for s in HEADLINE_SYSTEMS if s in systems]
     m = meta["machine"]
-    lines = ["| workload | " + " | ".join(SHORT[s] for s in cols) + " |",
-             "| --- |" + " ---: |" * len(cols)]
-    for name in HEADLINE:
-        row = results.get(case_key(name))
-        if row is None:
-            continue
-        lines.append(f"| {HEADLINE[name]} | " + " | ".join(cell(row["systems"].get(s)) for s in cols) + " |")
-    lines += ["", f"Median time per call, float64; measured {meta['date'][:10]} on {m['cpu']} "
-              f"({m['cores']} cores).",]
-    return "\n".join(lines) + "\n"
+    table = md_table(["workload"] + [SHORT[s] for s in cols],
+                     [[HEADLINE[name]] + [cell(row["systems"].get(s)) for s in cols]
+                      for name, row in measured(results, HEADLINE)])
+    return (table + f"\n\nMedian time per call, float64; measured {meta['date'][:10]} on {m['cpu']} "
+            f"({m['cores']} cores).\n")
 
 
 def rewrite_readme(readme, headline):

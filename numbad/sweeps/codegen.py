@@ -87,11 +87,6 @@ def _idx(op, nm):
     return "i" if op.arity == 1 or nm == "y" else f"i * s{nm}"
 
 
-def _pos(op, nm):
-    """Index expression of element ``i`` of operand ``nm`` (size-1 operands broadcast)."""
-    return f"{nm}o + i" if op.arity == 1 else f"{nm}o + i * s{nm}"
-
-
 def _indent(lines, n):
     return [" " * n + ln for ln in lines]
 
@@ -237,17 +232,17 @@ def _scalar_loads(op, exprs):
 
 
 def _scalar_first(scalar, general):
-    """``scalar`` where the output has one element, else ``general``.
+    """``scalar`` where the output has one element, else ``general`` (a call of the array loops).
 
     Scalar code (a Python loop over 0-d values) is most of what a tape holds;
-    the views the general loops take cost an array struct and a reference count
+    the views the array loops take cost an array struct and a reference count
     each (about 30 ns an op), which the direct reads of the scalar path avoid.
     """
     return ["if n == 1:"] + _indent(scalar, 4) + ["else:"] + _indent(general, 4)
 
 
 def _forward_loop(op):
-    return (_offsets(op) + _broadcast_flags(op) + _value_views(op, [op.forward])
+    return (_operand_setup(op) + _value_views(op, [op.forward])
             + ["out = vals[yo:yo + n]", "for i in range(n):"]
             + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
 
@@ -272,11 +267,8 @@ def _elementwise_reverse(op, lanes, call):
 
 
 def _reverse_loop(op, lanes):
-    return _operand_setup(op) + _elementwise_reverse_loops(op, lanes)
-
-
-def _elementwise_reverse_loops(op, lanes):
-    lines = []
+    """The array loops of an elementwise op's reverse rule (``L`` lanes per element if ``lanes``)."""
+    lines = _operand_setup(op)
     for nm, node, d in _operands(op):
         if d is None:
             continue
@@ -292,19 +284,14 @@ def _elementwise_reverse_loops(op, lanes):
                                                 "for j in range(L):", "    ap[j] += aq[j] * d"], 8)
         else:
             # separate loops for accumulating, for the first write, and for an operand that
-            # broadcasts (sums into one slot): simple loops are what LLVM vectorizes
-            load = _loads(op, [d])
-            lines += [f"    ga = adj[{nm}o:{nm}o + {_span(op, nm)}]", "    gy = adj[yo:yo + n]"]
-            branches = [(f"adj_set[{node}]", f"ga[i] += gy[i] * ({d})"), (None, f"ga[i] = gy[i] * ({d})")]
+            # broadcasts (sums into one slot, in order): simple loops are what LLVM vectorizes
+            acc, first, total = (["for i in range(n):"] + _indent(_loads(op, [d]) + [stmt], 4) for stmt in
+                                 (f"ga[i] += gy[i] * ({d})", f"ga[i] = gy[i] * ({d})", f"s += gy[i] * ({d})"))
+            same = [f"if adj_set[{node}]:"] + _indent(acc, 4) + ["else:"] + _indent(first, 4)
             if op.arity > 1:
-                lines += [f"    if s{nm} == 0:", f"        s = ga[0] if adj_set[{node}] else 0.0",
-                          "        for i in range(n):"]
-                lines += _indent(load + [f"s += gy[i] * ({d})"], 12) + ["        ga[0] = s"]
-                branches[0] = (f"elif {branches[0][0]}", branches[0][1])
-            else:
-                branches[0] = (f"if {branches[0][0]}", branches[0][1])
-            for cond, stmt in branches:
-                lines += [f"    {cond or 'else'}:", "        for i in range(n):"] + _indent(load + [stmt], 12)
+                same = ([f"if s{nm} == 0:", f"    s = ga[0] if adj_set[{node}] else 0.0"] + _indent(total, 4)
+                        + ["    ga[0] = s", "else:"] + _indent(same, 4))
+            lines += _indent([f"ga = adj[{nm}o:{nm}o + {_span(op, nm)}]", "gy = adj[yo:yo + n]"] + same, 4)
         lines.append(f"    adj_set[{node}] = True")
     return lines
 

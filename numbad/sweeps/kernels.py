@@ -61,8 +61,7 @@ def numpy_blas_address(name):
     """
     import ctypes
     import os
-    import numpy
-    root = Path(numpy.__file__).parent
+    root = Path(np.__file__).parent
     for pattern in ("../numpy.libs/libscipy_openblas64_*", ".dylibs/libscipy_openblas64_*"):
         for path in sorted(root.glob(pattern)):
             try:

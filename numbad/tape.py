@@ -106,6 +106,8 @@ class Recording:
             cap = max(end, 2 * self.arena.shape[0])
             if n >= BIG:
                 cap = max(cap, end + 8 * n)
+            else:
+                cap = max(cap, 2 * end)      # a constant matrix, say: leave room for what follows
             try:
                 grown = buffers.take(cap, self.dtype, at_least=True) if n >= BIG else np.empty(cap, self.dtype)
             except MemoryError:

@@ -1,4 +1,5 @@
 """``python -m numbad.compile_cache``: every interpreter it reaches compiles (or loads) in both dtypes."""
+import os
 import subprocess
 import sys
 
@@ -23,19 +24,44 @@ def test_a_failing_workload_names_its_dtype(monkeypatch):
         compile_cache.compile_all(jobs=1, quiet=True)
 
 
-def test_generated_byte_code_is_kept_under_dont_write_bytecode(tmp_path, monkeypatch):
+def test_byte_code_is_kept_under_dont_write_bytecode(tmp_path, monkeypatch):
     import importlib.util
-    import types
 
     from numbad import sweeps
     source = tmp_path / "generated_like.py"
     source.write_text("X = 1\n")
-    module = types.SimpleNamespace(__file__=str(source))
     cached = importlib.util.cache_from_source(str(source))
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    sweeps._keep_bytecode(module)
+    sweeps._keep_bytecode([str(source)])
     assert not (tmp_path / "__pycache__").exists()      # Python writes it itself then
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    sweeps._keep_bytecode(module)
+    sweeps._keep_bytecode([str(source)])
     with open(cached, "rb") as f:
         assert f.read(4) == importlib.util.MAGIC_NUMBER
+
+
+def test_byte_code_is_kept_for_every_numbad_module_by_default(monkeypatch):
+    from numbad import sweeps
+    compiled = []
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(sweeps.os.path, "getmtime", lambda path: 0.0 if path.endswith(".py") else -1.0)
+    monkeypatch.setattr(sweeps.py_compile, "compile", lambda source, **kw: compiled.append(source))
+    sweeps._keep_bytecode()
+    names = {os.path.relpath(p, os.path.dirname(sweeps.__file__)) for p in compiled}
+    assert {"_generated.py", "__init__.py", os.path.join("..", "tensor", "core.py")} <= names
+
+
+def test_cached_interpreters_load_without_refreshing_numbas_context():
+    # A warm first call skips Numba's full context refresh (all typing and
+    # lowering registries); the cached reverse interpreter still gives the
+    # right cotangent. The first process fills the cache if it is cold.
+    code = ("import numpy as np, numbad as nb, numba.core.cpu as cpu\n"
+            "calls = []\n"
+            "original = cpu.CPUContext.refresh\n"
+            "cpu.CPUContext.refresh = lambda self: (calls.append(1), original(self))[1]\n"
+            "out, (g,) = nb.vjp(lambda x: np.sum(np.sin(x) * x), (np.ones(3),))\n"
+            "assert np.allclose(g, np.sin(1.0) + np.cos(1.0)), g\n"
+            "print(len(calls))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout.strip() == "0"

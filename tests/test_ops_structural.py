@@ -132,6 +132,43 @@ def test_large_matmul_goes_through_blas():
     assert np.allclose(ga, np.ones((40, 30)) @ b.T) and np.allclose(gb, a.T @ np.ones((40, 30)))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lane_product_with_a_diagonal_block_gives_blas_numbers(dtype):
+    # a matrix-vector product whose lanes block is diagonal (a Jacobian's identity seed) is
+    # a scaling; the numbers are BLAS's, NaNs from inf * 0 included, in both layouts of A
+    from numbad.sweeps import WORKSPACE, kernels as K
+    ws = np.zeros(WORKSPACE, np.int64)
+    m, k = 90, 70                                     # above the small-product loop
+    D = np.diag(rng.standard_normal(k)).astype(dtype)
+    D[3, 3] = 0.0
+    for special in (None, np.inf, np.nan):
+        A = rng.standard_normal((m, k)).astype(dtype)
+        A[5, 7] = -0.0
+        if special is not None:
+            A[10, 20] = special
+        for tA in (0, 1):
+            stored = np.ascontiguousarray(A.T) if tA else A
+            for beta in (0.0, 1.0):
+                C0 = rng.standard_normal((m, k)).astype(dtype)
+                C = C0.ravel().copy()
+                K.lane_matmul(False, tA, 0, m, 1, k, stored.ravel(), 0, D.ravel(), 0, m if tA else k,
+                              C, 0, k, beta, ws)
+                with np.errstate(invalid="ignore"):
+                    expected = A @ D + (C0 if beta else 0)
+                np.testing.assert_array_equal(C.reshape(m, k), expected)
+
+
+@pytest.mark.parametrize("strategy", ["forward-mode", "reverse-mode"])
+def test_jacobian_of_matvec_is_the_matrix(strategy):
+    # the identity seed meets A @ x: the shortcut must give exactly BLAS's A @ I, inf * 0 included
+    M = rng.standard_normal((60, 80))
+    np.testing.assert_array_equal(nb.jacobian(lambda x: M @ x, rng.standard_normal(80), strategy=strategy), M)
+    M[4, 9] = np.inf
+    with np.errstate(invalid="ignore"):
+        J = nb.jacobian(lambda x: M @ x, rng.standard_normal(80), strategy=strategy)
+        np.testing.assert_array_equal(J, M @ np.eye(80) if strategy == "forward-mode" else np.eye(60) @ M)
+
+
 def test_matmul_with_constant_operand():
     W = rng.standard_normal((4, 4))
     check_derivatives(lambda x: np.tanh(W @ x) * x, (v4,), lambda x: torch.tanh(torch.tensor(W) @ x) * x)

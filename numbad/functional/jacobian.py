@@ -96,7 +96,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
             # and accumulating of cotangents): forward mode wins ties
             if sum(cols) <= sum(rows):
                 J = _columns(call, end, nodes, rows, cols)
-                if not np.isfinite(J).all():
+                flat = J.reshape(-1)
+                if not math.isfinite(flat @ flat):    # (overflow only redoes it needlessly)
                     J = _rows(call, end, nodes, rows, cols)
             else:
                 J = _rows(call, end, nodes, rows, cols)
@@ -117,7 +118,7 @@ def _unit_block(size, first, start, count):
     """Rows ``[start, start + count)`` of the identity, restricted to the ``size`` entries
     of one argument whose first entry is global index ``first``: shape ``(size, count)``."""
     if first == start and size == count:
-        return np.eye(size)
+        return sweeps.Identity(size)
     block = np.zeros((size, count))
     lo, hi = max(first, start), min(first + size, start + count)
     if lo < hi:

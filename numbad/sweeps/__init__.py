@@ -9,6 +9,7 @@ and read results back out; no Python runs per operation.
 """
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import py_compile
@@ -19,7 +20,9 @@ import numpy as np
 
 from .. import buffers
 
-WORKSPACE = 80        # ints: walk counters (up to 64 dims) and BLAS scalars
+#: Per-thread scratch of the kernels, int64: [0, 64) walk counters (up to 64 dims), [64, 72)
+#: float64 partial sums (``kernels._sum_run``), the last 10 BLAS arguments (``kernels.gemm``).
+WORKSPACE = 88
 
 _G = None
 _local = threading.local()
@@ -30,28 +33,65 @@ def interpreters():
     global _G
     if _G is None:
         from . import _generated
+        _keep_bytecode()
+        _load_caches_lightly(_generated)
         _G = _generated
-        _keep_bytecode(_generated)
     return _G
 
 
-def _keep_bytecode(module):
-    """Write ``module``'s byte code where Python would, even under PYTHONDONTWRITEBYTECODE.
+def _keep_bytecode(sources=None):
+    """Write numbad's byte code where Python would, even under PYTHONDONTWRITEBYTECODE.
 
-    Compiling the generated module's source (12,000 lines) takes 0.1 s, a
-    fifth of a fresh process's first call; its compiled interpreters are
-    cached beside it by Numba in any case. Unwritable folders are left alone.
+    An editable install ships no ``.pyc`` files, and with that variable set
+    Python compiles every numbad module from source in every process (the
+    generated module's 13,000 lines alone take 0.1 s, a fifth of a fresh
+    process's first call). ``sources``: the ``.py`` files, all of numbad's by
+    default. Unwritable folders are left alone.
     """
     if not sys.dont_write_bytecode:
         return
-    source = module.__file__
-    cached = importlib.util.cache_from_source(source)
+    if sources is None:
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sources = glob.glob(os.path.join(package, "**", "*.py"), recursive=True)
+    for source in sources:
+        cached = importlib.util.cache_from_source(source)
+        try:
+            if os.path.getmtime(cached) >= os.path.getmtime(source):
+                continue
+        except OSError:
+            pass
+        py_compile.compile(source, cfile=cached, doraise=False, quiet=2)
+
+
+def _load_caches_lightly(module):
+    """Let ``module``'s njit functions load from Numba's cache without a full context refresh.
+
+    Before each cache load Numba refreshes its whole CPU context: it imports
+    and installs every typing and lowering registry (about 0.07 s, a sixth of
+    a fresh process's first call), which only compiling needs; running
+    cached machine code needs the NRT alone. So a load here initialises the
+    NRT and reads the cache as Numba's ``load_overload`` would otherwise do;
+    a cache miss compiles as usual (Numba's compiler refreshes the context
+    itself). Numba versions without these internals keep the normal path.
+    """
     try:
-        if os.path.getmtime(cached) >= os.path.getmtime(source):
-            return
-    except OSError:
-        pass
-    py_compile.compile(source, cfile=cached, doraise=False, quiet=2)
+        from numba.core.dispatcher import Dispatcher
+        from numba.core.runtime import rtsys
+    except ImportError:
+        return
+    for obj in vars(module).values():
+        cache = getattr(obj, "_cache", None) if isinstance(obj, Dispatcher) else None
+        if all(hasattr(cache, a) for a in ("load_overload", "_load_overload",
+                                            "_guard_against_spurious_io_errors")):
+            cache.load_overload = _light_loader(cache, rtsys)
+
+
+def _light_loader(cache, rtsys):
+    def load_overload(sig, target_context):
+        rtsys.initialize(target_context)
+        with cache._guard_against_spurious_io_errors():
+            return cache._load_overload(sig, target_context)
+    return load_overload
 
 
 def workspace():
@@ -71,6 +111,28 @@ def varying_nodes(tape, input_nodes, begin, end):
         varying[n] = True
     interpreters().mark_varying(ops, ip, varying, begin, end)
     return varying
+
+
+class Identity:
+    """A seed block equal to the identity (``n`` elements by ``n`` lanes): a Jacobian's
+    seed, written straight into the sweep's arena instead of copied from ``np.eye``."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n):
+        self.n = n
+
+
+def _write_seed(buf, lo, hi, v, L, acc):
+    """buf[lo:hi] (+)= v, a seed or tangent block (an array, a number or an Identity)."""
+    if type(v) is Identity:
+        if not acc:
+            buf[lo:hi] = 0.0
+        buf[lo:hi:L + 1] += 1.0
+    elif acc:
+        buf[lo:hi] += np.ravel(v)
+    else:
+        buf[lo:hi] = np.ravel(v) if type(v) is np.ndarray else v
 
 
 def _read(arena, lo, n):
@@ -95,12 +157,8 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
         varying[n] = True
     adj = buffers.take(vals.shape[0] * L, vals.dtype)
     for node, v in seeds:
-        lo, hi = off[node] * L, (off[node] + size[node]) * L
-        if adj_set[node]:
-            adj[lo:hi] += np.ravel(v)
-        else:
-            adj[lo:hi] = np.ravel(v) if type(v) is np.ndarray else v
-            adj_set[node] = True
+        _write_seed(adj, off[node] * L, (off[node] + size[node]) * L, v, L, adj_set[node])
+        adj_set[node] = True
     g = interpreters()
     if lanes:
         g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
@@ -124,7 +182,7 @@ def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
     tan = buffers.take(vals.shape[0] * L, vals.dtype)
     for node, t in zip(input_nodes, tangents):
         varying[node] = True
-        tan[off[node] * L:(off[node] + size[node]) * L] = np.ravel(t)
+        _write_seed(tan, off[node] * L, (off[node] + size[node]) * L, t, L, False)
     g = interpreters()
     if lanes:
         g.tangent_lanes(ops, off, size, ip, vals, tan, varying, begin, end, workspace(), L)

@@ -51,6 +51,7 @@ inf = math.inf
 _interp = njit(cache=True, nogil=True, error_model="numpy")
 
 FIRST_NONDIFF_CODE = {first_nondiff}
+WORKSPACE = {workspace}
 '''
 
 SCALAR_MATH = ("where", "erf", "erfc", "gammaln", "polygamma", "expit")
@@ -275,13 +276,17 @@ def _reverse_loop(op, lanes):
         lines.append(f"if varying[{node}]:")
         lines += _indent(_value_views(op, [d]), 4)
         if lanes:
+            # lane blocks as views too; a same-size operand's first cotangent is written (as
+            # in the one-lane loops below), else the block is zeroed and accumulated into
             span = "n" if op.arity == 1 else f"n if s{nm} else 1"
-            lines += [f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)",
-                      "    for i in range(n):"]
-            # lane blocks as views too
-            lines += _indent(_loads(op, [d]) + [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L",
-                                                "q = (yo + i) * L", "ap = adj[p:p + L]", "aq = adj[q:q + L]",
-                                                "for j in range(L):", "    ap[j] += aq[j] * d"], 8)
+            loop = (["for i in range(n):"]
+                    + _indent(_loads(op, [d]) + [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L",
+                                                 "q = (yo + i) * L", "ap = adj[p:p + L]", "aq = adj[q:q + L]",
+                                                 "for j in range(L):"], 4))
+            writes = f"not adj_set[{node}]" if op.arity == 1 else f"s{nm} and not adj_set[{node}]"
+            lines += _indent([f"if {writes}:"] + _indent(loop + ["        ap[j] = aq[j] * d"], 4)
+                             + ["else:", f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)"]
+                             + _indent(loop + ["        ap[j] += aq[j] * d"], 4), 4)
         else:
             # separate loops for accumulating, for the first write, and for an operand that
             # broadcasts (sums into one slot, in order): simple loops are what LLVM vectorizes
@@ -314,17 +319,62 @@ def _tangent_loop(op, lanes):
              + _value_views(op, exprs))
     body = _loads(op, exprs)
     if lanes:
-        body += ["q = (yo + i) * L", "tq = tan[q:q + L]", "tq[:] = 0.0"]
-        for nm, _, d in diff:
-            body += [f"if on{nm}:", f"    d = {d}", f"    p = ({nm}o + {_idx(op, nm)}) * L",
-                     "    tp = tan[p:p + L]", "    for j in range(L):", "        tq[j] += tp[j] * d"]
+        # tq = 0.0 + (each varying operand's term), in operand order: the first term is
+        # written (0.0 + keeps the sum's signed zero), the others added, one pass each
+        body += ["q = (yo + i) * L", "tq = tan[q:q + L]"]
+        for k, (nm, _, d) in enumerate(diff):
+            first = " and ".join(f"not on{prev}" for prev, _, _ in diff[:k])
+            term = [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L", "tp = tan[p:p + L]"]
+            write = ["for j in range(L):", "    tq[j] = 0.0 + tp[j] * d"]
+            add = ["for j in range(L):", "    tq[j] += tp[j] * d"]
+            if not first:
+                term += write
+            else:
+                term += [f"if {first}:"] + _indent(write, 4) + ["else:"] + _indent(add, 4)
+            body += [f"if on{nm}:"] + _indent(term, 4)
+        body += [f"if not ({' or '.join(f'on{nm}' for nm, _, _ in diff)}):", "    tq[:] = 0.0"]
         return _offsets(op) + lines + ["for i in range(n):"] + _indent(body, 4)
     lines += [f"t{nm} = tan[{nm}o:{nm}o + {_span(op, nm)}]" for nm, _, _ in diff] + ["ty = tan[yo:yo + n]"]
     body += ["s = 0.0"]
     for nm, _, d in diff:
         body += [f"if on{nm}:", f"    s += t{nm}[{_idx(op, nm)}] * ({d})"]
     body += ["ty[i] = s"]
-    return _offsets(op) + lines + ["for i in range(n):"] + _indent(body, 4)
+    general = ["for i in range(n):"] + _indent(body, 4)
+    # varying operands of the output's size: one simple loop per varying operand (LLVM
+    # vectorizes it), with the one value of a broadcast operand read before the loop;
+    # the sum is the same, 0.0 + each term in operand order
+    same = []
+    for k, (nm, _, d) in enumerate(diff):
+        first = " and ".join(f"not on{prev}" for prev, _, _ in diff[:k])
+        write = _term_loops(op, nm, d, f"ty[i] = 0.0 + t{nm}[i] * ({d})")
+        add = _term_loops(op, nm, d, f"ty[i] += t{nm}[i] * ({d})")
+        term = write if not first else [f"if {first}:"] + _indent(write, 4) + ["else:"] + _indent(add, 4)
+        same += [f"if on{nm}:"] + _indent(term, 4)
+    same += [f"if not ({' or '.join(f'on{nm}' for nm, _, _ in diff)}):", "    ty[:] = 0.0"]
+    if op.arity > 1:
+        same = ([f"if {' and '.join(f'(s{nm} or not on{nm})' for nm, _, _ in diff)}:"] + _indent(same, 4)
+                + ["else:"] + _indent(general, 4))
+    return _offsets(op) + lines + same
+
+
+def _term_loops(op, nm, d, stmt):
+    """``for i in range(n): stmt`` for the term of varying operand ``nm`` (of the output's
+    size): one loop per combination of the other used operands broadcasting or not."""
+    others = [u for u in _used(op, [d]) if u not in (nm, "y")]
+    variants = [[]]
+    for u in others:
+        variants = [v + [(u, True)] for v in variants] + [v + [(u, False)] for v in variants]
+
+    def loop(variant):
+        full = [u for u in _used(op, [d]) if dict(variant).get(u, True)]
+        hoisted = [f"{u} = v{u}[0]" for u, per_element in variant if not per_element]
+        return hoisted + ["for i in range(n):"] + _indent([f"{u} = v{u}[i]" for u in full] + [stmt], 4)
+
+    lines = loop(variants[-1])
+    for variant in reversed(variants[:-1]):       # the all-per-element loop is tried first
+        test = " and ".join(f"s{u}" if per_element else f"not s{u}" for u, per_element in variant)
+        lines = [f"if {test}:"] + _indent(loop(variant), 4) + ["else:"] + _indent(lines, 4)
+    return lines
 
 
 def _branch_reverse(op, lanes, call):
@@ -586,11 +636,13 @@ def generate():
     sys.path.insert(0, str(HERE.parent.parent))
     from numbad.ops import OPS
     from numbad.ops.registry import FIRST_NONDIFF_CODE, RULE_FUNCTIONS
+    from numbad.sweeps import WORKSPACE
 
     ops = sorted(OPS.values(), key=lambda op: op.code)
     numpy_names = [n for n in RULE_FUNCTIONS if n not in SCALAR_MATH and n != "abs"]
     text = HEADER.format(hash=source_hash(), numpy_names=", ".join(numpy_names),
-                         scalar_names=", ".join(SCALAR_MATH), first_nondiff=FIRST_NONDIFF_CODE)
+                         scalar_names=", ".join(SCALAR_MATH), first_nondiff=FIRST_NONDIFF_CODE,
+                         workspace=WORKSPACE)
     body = _interpreters(ops)
     replay = REPLAY.read_text().split("# --- body\n", 1)[1]
     return (text + "\n\n" + "\n".join(body).rstrip() + "\n\n\n"

@@ -102,22 +102,26 @@ _SMALL_GEMM = 4096
 
 
 # --------------------------------------------------------------------------- elementwise copies
+# Contiguous loops index views from 0: Numba then knows the index is not negative and
+# the loop vectorizes (``dst[off + i]`` with a signed ``off`` runs about 4x slower).
+
 @_jit
 def copy(src, soff, dst, doff, n, L, acc):
-    base_s = soff * L
-    base_d = doff * L
+    s = src[soff * L: (soff + n) * L]
+    d = dst[doff * L: (doff + n) * L]
     if acc:
         for i in range(n * L):
-            dst[base_d + i] += src[base_s + i]
+            d[i] += s[i]
     else:
         for i in range(n * L):
-            dst[base_d + i] = src[base_s + i]
+            d[i] = s[i]
 
 
 @_jit
 def fill_zero(dst, doff, n, L):
-    for i in range(doff * L, (doff + n) * L):
-        dst[i] = 0.0
+    d = dst[doff * L: (doff + n) * L]
+    for i in range(n * L):
+        d[i] = 0.0
 
 
 # --------------------------------------------------------------------------- strided maps
@@ -173,7 +177,25 @@ def gather_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
     i = doff
     for _ in range(outer):
         p = soff + pos
-        if L == 1:
+        if L == 1 and istride == 1:
+            d = dst[i: i + inner]
+            s = src[p: p + inner]
+            if acc:
+                for t in range(inner):
+                    d[t] += s[t]
+            else:
+                for t in range(inner):
+                    d[t] = s[t]
+        elif L == 1 and istride == 0:    # a broadcast (a sum's cotangent)
+            d = dst[i: i + inner]
+            v = src[p]
+            if acc:
+                for t in range(inner):
+                    d[t] += v
+            else:
+                for t in range(inner):
+                    d[t] = v
+        elif L == 1:
             if acc:
                 for t in range(inner):
                     dst[i + t] += src[p + t * istride]
@@ -189,6 +211,31 @@ def gather_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
                         dst[(i + t) * L + j] = src[(p + t * istride) * L + j]
         i += inner
         pos = _walk_next(ws, ip, sh, st, ond, pos)
+
+
+@_jit
+def _sum_run(a, ws):
+    """The sum of ``a`` (a contiguous run) from eight interleaved partial sums (as in numpy's
+    pairwise summation; held in ``ws``, float64 whatever ``a``'s dtype), combined pairwise:
+    one chain of additions runs four times slower. Short runs are summed in order."""
+    n = a.size
+    if n < 64:
+        s = 0.0
+        for t in range(n):
+            s += a[t]
+        return s
+    m = n // 8
+    r = ws[64:72].view(np.float64)
+    for j in range(8):
+        r[j] = a[j]
+    for k in range(1, m):
+        row = a[k * 8: k * 8 + 8]
+        for j in range(8):
+            r[j] += row[j]
+    s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for t in range(m * 8, n):
+        s += a[t]
+    return s
 
 
 @_jit
@@ -212,11 +259,13 @@ def scatter_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
     for _ in range(outer):
         p = doff + pos
         if L == 1:
-            if istride == 0:      # a reduction along the walked axis: sum in a register
-                s = 0.0
+            if istride == 0:      # a reduction along the walked axis
+                dst[p] += _sum_run(src[i: i + inner], ws)
+            elif istride == 1:
+                d = dst[p: p + inner]
+                sv = src[i: i + inner]
                 for t in range(inner):
-                    s += src[i + t]
-                dst[p] += s
+                    d[t] += sv[t]
             else:
                 for t in range(inner):
                     dst[p + t * istride] += src[i + t]
@@ -292,6 +341,56 @@ def assemble_vjp(adj, node_off, goff, ip, ia, L, varying, adj_set, ws):
 # --------------------------------------------------------------------------- matmul
 # Attribute block at ip[ia]: Bt, M, K, N, tA, tB, sA, sB.  C[b] = op(A[b]) @ op(B[b]),
 # A[b] at a_off + b*sA stored (M, K) or, when tA, (K, M); likewise B; C is (Bt, M, N).
+
+@_jit
+def _is_diagonal(X, off, ld, n):
+    """Is the stored ``n x n`` block ``X[off + i * ld + j]`` diagonal? A dense block
+    is told by its first row."""
+    for i in range(n):
+        row = X[off + i * ld: off + i * ld + n]
+        nonzero = 0
+        for j in range(n):
+            nonzero += np.int64(row[j] != 0.0)
+        if nonzero - np.int64(row[i] != 0.0):
+            return False
+    return True
+
+
+@_jit
+def _is_finite(X, off, ld, rows, cols):
+    for i in range(rows):
+        row = X[off + i * ld: off + i * ld + cols]
+        bad = 0
+        for j in range(cols):
+            bad += np.int64(not (row[j] - row[j] == 0.0))      # inf - inf and NaN are NaN
+        if bad:
+            return False
+    return True
+
+
+@_jit
+def _times_diagonal(tA, M, N, A, aoff, lda, D, doff, ldd, beta, C, coff, ldc):
+    """C = op(A) @ D + beta * C for a diagonal ``N x N`` block D: each row of op(A) scaled.
+
+    Each sum of the product has one nonzero term, so this gives BLAS's numbers
+    (``0.0 +`` keeps its signed zeros) where A is finite; BLAS's ``inf * 0``
+    terms make NaN elsewhere, so with a non-finite A this returns False
+    without writing C (the caller then calls BLAS).
+    """
+    if not _is_finite(A, aoff, lda, N if tA else M, M if tA else N):
+        return False
+    d = D[doff: doff + N * (ldd + 1): ldd + 1]
+    for m in range(M):
+        c = C[coff + m * ldc: coff + m * ldc + N]
+        a = A[aoff + m: aoff + m + N * lda: lda] if tA else A[aoff + m * lda: aoff + m * lda + N]
+        if beta != 0.0:
+            for n in range(N):
+                c[n] = c[n] * beta + (0.0 + a[n] * d[n])
+        else:
+            for n in range(N):
+                c[n] = 0.0 + a[n] * d[n]
+    return True
+
 
 @_jit
 def gemm(tA, tB, M, N, K, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc, ws):
@@ -382,8 +481,12 @@ def lane_matmul(first_is_lanes, tF, tS, M, N, K, F, foff, S, soff, ld_value, C, 
                      beta, C, coff * L + m * N * L, L, ws)
     else:
         if not tS:      # Y stored (K, N, L) is a (K, N*L) matrix: one gemm
-            gemm(tF, 0, M, N * L, K, F, foff, ld_value, S, soff * L, N * L, beta,
-                 C, coff * L, N * L, ws)
+            # (a matrix-vector product meeting a Jacobian's identity or diagonal block of
+            # tangents or cotangents: a scaling instead of a K x K x L product)
+            if not (N == 1 and L == K and _is_diagonal(S, soff * L, L, K)
+                    and _times_diagonal(tF, M, L, F, foff, ld_value, S, soff * L, L, beta, C, coff * L, L)):
+                gemm(tF, 0, M, N * L, K, F, foff, ld_value, S, soff * L, N * L, beta,
+                     C, coff * L, N * L, ws)
         else:           # Y stored (N, K, L): one gemm per output column n
             for n in range(N):
                 gemm(tF, 0, M, L, K, F, foff, ld_value, S, soff * L + n * K * L, L, beta,

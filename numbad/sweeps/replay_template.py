@@ -302,7 +302,7 @@ def batch_vjp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
     vals = np.empty(m * L, template.dtype)
     adj = np.empty(m * L, template.dtype)
     flags = np.zeros(2 * n, np.bool_)
-    ws = np.zeros(80, np.int64)
+    ws = np.zeros(WORKSPACE, np.int64)
     for c in range(lo, hi, L):
         Lc = min(L, hi - c)
         for j in range(Lc):
@@ -342,7 +342,7 @@ def batch_jvp(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
     vals = np.empty(m * L, template.dtype)
     tan = np.empty(m * L, template.dtype)
     varying = np.zeros(n, np.bool_)
-    ws = np.zeros(80, np.int64)
+    ws = np.zeros(WORKSPACE, np.int64)
     for c in range(lo, hi, L):
         Lc = min(L, hi - c)
         for j in range(Lc):
@@ -369,7 +369,7 @@ def batch_vjp_rows(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
     vals = np.empty(template.shape[0], template.dtype)
     adj = np.empty(template.shape[0], template.dtype)
     flags = np.zeros(2 * node_off.shape[0], np.bool_)
-    ws = np.zeros(80, np.int64)
+    ws = np.zeros(WORKSPACE, np.int64)
     for b in range(lo, hi):
         status[b] = vjp_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
                             g_op, g_node, g_kind, g_off, g_expected, X[b], V[b],
@@ -383,7 +383,7 @@ def batch_jvp_rows(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
     vals = np.empty(template.shape[0], template.dtype)
     tan = np.empty(template.shape[0], template.dtype)
     varying = np.zeros(node_off.shape[0], np.bool_)
-    ws = np.zeros(80, np.int64)
+    ws = np.zeros(WORKSPACE, np.int64)
     for b in range(lo, hi):
         status[b] = jvp_one(ops, node_off, node_size, ip, template, in_nodes, out_nodes,
                             g_op, g_node, g_kind, g_off, g_expected, X[b], T[b],

@@ -154,11 +154,11 @@ _LOGICAL_ALIASES = {np.bitwise_and: "logical_and", np.bitwise_or: "logical_or",
 
 
 def apply_ufunc(ufunc, args, kwargs):
-    name = getattr(ufunc, "__name__", str(ufunc))
     if ufunc is np.matmul:
-        reject(f"np.{name}", **kwargs)
-        from .products import matmul
-        return matmul(*args)
+        if kwargs:
+            reject("np.matmul", **kwargs)
+        return matmul(*args)           # (imported at the end of this module)
+    name = getattr(ufunc, "__name__", str(ufunc))
     if ufunc is np.divmod:
         reject("np.divmod", **kwargs)
         return ew("floor_divide", *args), ew("remainder", *args)

@@ -48,9 +48,12 @@ def matmul(a, b, /, out=None, **kwargs):
     a, b = operand(a), operand(b)
     av, bv = value_of(a), value_of(b)
     value = np.matmul(av, bv)          # numpy validates the shapes
-    ash = (1,) + np.shape(av) if np.ndim(av) == 1 else np.shape(av)
-    bsh = np.shape(bv) + (1,) if np.ndim(bv) == 1 else np.shape(bv)
+    ash, bsh = np.shape(av), np.shape(bv)
+    ash = (1,) + ash if len(ash) == 1 else ash
+    bsh = bsh + (1,) if len(bsh) == 1 else bsh
     M, K, N = ash[-2], ash[-1], bsh[-1]
+    if len(ash) == 2 and len(bsh) == 2:       # no batch (the common case, kept cheap)
+        return core.matmul(a, b, 0, 0, 1, M, K, N, M * K, K * N, value)
     batch = np.broadcast_shapes(ash[:-2], bsh[:-2])
     Bt = math.prod(batch)
 

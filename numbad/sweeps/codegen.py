@@ -255,16 +255,22 @@ def _branch_forward(op, call):
     return _structural(op, "forward")
 
 
+def _scalar_rule(op, call, head, term, tail=()):
+    """An elementwise rule: inline for a one-element output (``head``, then
+    ``term(nm, node, d)`` for each varying differentiable operand, then ``tail``), else
+    ``call``, the call of its array loops."""
+    scalar = _offsets(op) + head
+    for nm, node, d in _operands(op):
+        if d is not None:
+            scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + term(nm, node, d), 4)
+    return _scalar_first(scalar + list(tail), [call])
+
+
 def _elementwise_reverse(op, lanes, call):
     if lanes:
         return [call]
-    scalar = _offsets(op) + ["gy = adj[yo]"]
-    for nm, node, d in _operands(op):
-        if d is not None:
-            scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [
-                f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + gy * ({d})",
-                f"adj_set[{node}] = True"], 4)
-    return _scalar_first(scalar, [call])
+    return _scalar_rule(op, call, ["gy = adj[yo]"], lambda nm, node, d: [
+        f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + gy * ({d})", f"adj_set[{node}] = True"])
 
 
 def _reverse_loop(op, lanes):
@@ -304,12 +310,7 @@ def _reverse_loop(op, lanes):
 def _elementwise_tangent(op, lanes, call):
     if lanes:
         return [call]
-    scalar = _offsets(op) + ["s = 0.0"]
-    for nm, node, d in _operands(op):
-        if d is not None:
-            scalar += [f"if varying[{node}]:"] + _indent(_scalar_loads(op, [d]) + [f"s += tan[{nm}o] * ({d})"], 4)
-    scalar += ["tan[yo] = s"]
-    return _scalar_first(scalar, [call])
+    return _scalar_rule(op, call, ["s = 0.0"], lambda nm, node, d: [f"s += tan[{nm}o] * ({d})"], ["tan[yo] = s"])
 
 
 def _tangent_loop(op, lanes):
@@ -322,17 +323,10 @@ def _tangent_loop(op, lanes):
         # tq = 0.0 + (each varying operand's term), in operand order: the first term is
         # written (0.0 + keeps the sum's signed zero), the others added, one pass each
         body += ["q = (yo + i) * L", "tq = tan[q:q + L]"]
-        for k, (nm, _, d) in enumerate(diff):
-            first = " and ".join(f"not on{prev}" for prev, _, _ in diff[:k])
-            term = [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L", "tp = tan[p:p + L]"]
-            write = ["for j in range(L):", "    tq[j] = 0.0 + tp[j] * d"]
-            add = ["for j in range(L):", "    tq[j] += tp[j] * d"]
-            if not first:
-                term += write
-            else:
-                term += [f"if {first}:"] + _indent(write, 4) + ["else:"] + _indent(add, 4)
-            body += [f"if on{nm}:"] + _indent(term, 4)
-        body += [f"if not ({' or '.join(f'on{nm}' for nm, _, _ in diff)}):", "    tq[:] = 0.0"]
+        body += _sum_of_terms(diff, lambda nm, d: [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L",
+                                                   "tp = tan[p:p + L]"],
+                              lambda nm, d: ["for j in range(L):", "    tq[j] = 0.0 + tp[j] * d"],
+                              lambda nm, d: ["for j in range(L):", "    tq[j] += tp[j] * d"], "tq[:] = 0.0")
         return _offsets(op) + lines + ["for i in range(n):"] + _indent(body, 4)
     lines += [f"t{nm} = tan[{nm}o:{nm}o + {_span(op, nm)}]" for nm, _, _ in diff] + ["ty = tan[yo:yo + n]"]
     body += ["s = 0.0"]
@@ -343,18 +337,27 @@ def _tangent_loop(op, lanes):
     # varying operands of the output's size: one simple loop per varying operand (LLVM
     # vectorizes it), with the one value of a broadcast operand read before the loop;
     # the sum is the same, 0.0 + each term in operand order
-    same = []
-    for k, (nm, _, d) in enumerate(diff):
-        first = " and ".join(f"not on{prev}" for prev, _, _ in diff[:k])
-        write = _term_loops(op, nm, d, f"ty[i] = 0.0 + t{nm}[i] * ({d})")
-        add = _term_loops(op, nm, d, f"ty[i] += t{nm}[i] * ({d})")
-        term = write if not first else [f"if {first}:"] + _indent(write, 4) + ["else:"] + _indent(add, 4)
-        same += [f"if on{nm}:"] + _indent(term, 4)
-    same += [f"if not ({' or '.join(f'on{nm}' for nm, _, _ in diff)}):", "    ty[:] = 0.0"]
+    same = _sum_of_terms(diff, lambda nm, d: [],
+                         lambda nm, d: _term_loops(op, nm, d, f"ty[i] = 0.0 + t{nm}[i] * ({d})"),
+                         lambda nm, d: _term_loops(op, nm, d, f"ty[i] += t{nm}[i] * ({d})"), "ty[:] = 0.0")
     if op.arity > 1:
         same = ([f"if {' and '.join(f'(s{nm} or not on{nm})' for nm, _, _ in diff)}:"] + _indent(same, 4)
                 + ["else:"] + _indent(general, 4))
     return _offsets(op) + lines + same
+
+
+def _sum_of_terms(diff, head, write, add, zero):
+    """Tangent code summing each varying operand's term in operand order: after
+    ``head(nm, d)``, the first varying operand's ``write(nm, d)`` sets the sum, the later
+    ones' ``add(nm, d)`` add to it (0.0 + each term, in order); ``zero`` where none varies."""
+    lines = []
+    for k, (nm, _, d) in enumerate(diff):
+        first = " and ".join(f"not on{prev}" for prev, _, _ in diff[:k])
+        term = write(nm, d)
+        if first:
+            term = [f"if {first}:"] + _indent(term, 4) + ["else:"] + _indent(add(nm, d), 4)
+        lines += [f"if on{nm}:"] + _indent(head(nm, d) + term, 4)
+    return lines + [f"if not ({' or '.join(f'on{nm}' for nm, _, _ in diff)}):", f"    {zero}"]
 
 
 def _term_loops(op, nm, d, stmt):

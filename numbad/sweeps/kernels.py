@@ -178,14 +178,7 @@ def gather_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
     for _ in range(outer):
         p = soff + pos
         if L == 1 and istride == 1:
-            d = dst[i: i + inner]
-            s = src[p: p + inner]
-            if acc:
-                for t in range(inner):
-                    d[t] += s[t]
-            else:
-                for t in range(inner):
-                    d[t] = s[t]
+            copy(src, p, dst, i, inner, 1, acc)
         elif L == 1 and istride == 0:    # a broadcast (a sum's cotangent)
             d = dst[i: i + inner]
             v = src[p]
@@ -262,10 +255,7 @@ def scatter_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
             if istride == 0:      # a reduction along the walked axis
                 dst[p] += _sum_run(src[i: i + inner], ws)
             elif istride == 1:
-                d = dst[p: p + inner]
-                sv = src[i: i + inner]
-                for t in range(inner):
-                    d[t] += sv[t]
+                copy(src, i, dst, p, inner, 1, True)
             else:
                 for t in range(inner):
                     dst[p + t * istride] += src[i + t]

@@ -4,7 +4,8 @@ A tape's value arena and a sweep's adjoint arena are written in full on
 every call. Fresh memory from the operating system costs a page fault per
 4 KiB on first touch, which for arrays of millions of elements is a large
 share of a call. Each thread therefore keeps the last large buffer it
-finished with and hands it to the next call that needs one.
+finished with (a few: a call needs the tape's arena and a sweep's adjoint
+arena at once) and hands them to the next call that needs one.
 
 A buffer is only kept when nothing else references it (``sys.getrefcount``):
 a Tensor value or a returned gradient that is a view of it keeps it out of
@@ -19,35 +20,38 @@ import numpy as np
 
 #: Buffers smaller than this are not worth keeping (allocation is cheap).
 MIN_BYTES = 1 << 20
-#: Per thread and dtype, at most this many bytes are kept between calls.
-MAX_BYTES = 1 << 30
+#: Per thread and dtype, at most this many bytes are kept between calls...
+MAX_BYTES = 1 << 32
+#: ...in at most this many buffers.
+MAX_SPARES = 4
 
 _local = threading.local()
 
 
-def _spares():
+def _spares(dtype):
+    """This thread's spare buffers of ``dtype``, smallest first."""
     try:
-        return _local.spares
+        pool = _local.spares
     except AttributeError:
-        _local.spares = {}
-        return _local.spares
+        pool = _local.spares = {}
+    spares = pool.get(dtype)
+    if spares is None:
+        spares = pool[dtype] = []
+    return spares
 
 
 def take(n, dtype, at_least=False):
     """A 1-d buffer of ``dtype`` with ``n`` elements (``at_least``: possibly more)."""
-    dtype = np.dtype(dtype)
-    spare = _spares().get(dtype)
-    if spare is not None and spare.shape[0] >= n and (at_least or spare.shape[0] == n
-                                                       or spare.shape[0] < 2 * n):
-        del _spares()[dtype]
-        return spare if at_least else spare[:n]
+    spares = _spares(np.dtype(dtype))
+    if at_least:            # a tape's arena, which may grow: the largest spare
+        if spares and spares[-1].shape[0] >= n:
+            return spares.pop()
+        return np.empty(n, dtype)
+    for i, spare in enumerate(spares):
+        if n <= spare.shape[0] < 2 * n:
+            del spares[i]
+            return spare[:n]
     return np.empty(n, dtype)
-
-
-def largest(dtype):
-    """Capacity of the spare buffer of ``dtype`` (0 if none)."""
-    spare = _spares().get(np.dtype(dtype))
-    return 0 if spare is None else spare.shape[0]
 
 
 def give(buf):
@@ -63,7 +67,10 @@ def give(buf):
     # the view's own reference, our local and the argument (3): any more means a live view
     if sys.getrefcount(base) > (4 if base is buf else 3):
         return False
-    current = _spares().get(base.dtype)
-    if current is None or current.shape[0] <= base.shape[0]:
-        _spares()[base.dtype] = base
+    spares = _spares(base.dtype)
+    spares.append(base)
+    spares.sort(key=len)
+    # keep the largest ones: a small request can use a large spare, not the other way round
+    while len(spares) > MAX_SPARES or sum(s.nbytes for s in spares) > MAX_BYTES:
+        del spares[0]
     return True

@@ -88,6 +88,7 @@ class Recording:
         self.replayable = False       # nb.record sets this: guards are kept, nested calls record here
         self.guards = []
         self._consts = {}
+        self._gathers = {}            # (node, shape, strides, base) -> node: x[1:] read twice is one node
         self._cache = None            # arrays converted so far (see arrays())
 
     # ------------------------------------------------------------------ nodes
@@ -105,7 +106,7 @@ class Recording:
         if end > self.arena.shape[0]:
             cap = max(end, 2 * self.arena.shape[0])
             if n >= BIG:
-                cap = max(cap, end + 8 * n)
+                cap = max(cap, end + 8 * n + BIG)     # and room for the small nodes after them
             else:
                 cap = max(cap, 2 * end)      # a constant matrix, say: leave room for what follows
             try:
@@ -151,41 +152,6 @@ class Recording:
             self.arena[off] = value
             self.node_shape.append(())
         self.top = end
-        self.node_off.append(off)
-        self.node_size.append(n)
-        return len(self.node_shape) - 1
-
-    def alloc(self, shape):
-        """Reserve a node of ``shape`` and return ``(node, writable view)`` for numpy to fill."""
-        n = 1
-        for d in shape:
-            n *= d
-        off = self.top
-        self.top = self._reserve(n)
-        view = self.arena[off: self.top].reshape(shape)
-        self.node_shape.append(tuple(shape))
-        self.node_off.append(off)
-        self.node_size.append(n)
-        return len(self.node_shape) - 1, view
-
-    def add_node(self, value):
-        """Store ``value`` (ndarray or numpy scalar) as a new node; return its index."""
-        if value.dtype.itemsize > self.dtype.itemsize and value.dtype.kind == "f":
-            self.promote(value.dtype)
-        off = self.top
-        if type(value) is np.ndarray:
-            n = value.size
-            self.top = self._reserve(n)
-            if n == 1:
-                self.arena[off] = value.flat[0]
-            else:
-                self.arena[off: self.top].reshape(value.shape)[...] = value
-            self.node_shape.append(value.shape)
-        else:
-            n = 1
-            self.top = self._reserve(1)
-            self.arena[off] = value
-            self.node_shape.append(())
         self.node_off.append(off)
         self.node_size.append(n)
         return len(self.node_shape) - 1

@@ -289,3 +289,24 @@ def test_writes_through_reshapes_transposes_and_flips_reach_the_array():
     np.flip(expected, 0)[0, 1] = X[0, 0]
     assert_close(out, expected)
     check_derivatives(f, (X,))
+
+
+def test_the_same_read_twice_is_one_node_until_a_write():
+    from numbad.functional._common import Call
+    call = Call((V,), False)
+    a, b, c = call.run(lambda x: (x[1:], x[1:], x[:-1]))
+    assert a._node == b._node != c._node           # recorded once: one copy, one op
+    y = call.run(lambda x: nb.Tensor.__getitem__(x, slice(1, None)))
+    assert y._node == a._node
+
+    def f(x):
+        y = np.copy(x)
+        first = np.sum(y[1:] * 2.0) + np.sum(y[1:] ** 2)
+        before = y[1:]
+        y[2] = 7.0 * y[0]                          # a write: y is a new node ...
+        after = y[1:]                              # ... so this read is a new one
+        assert after._node != before._node and after.detach()[1] == 7.0 * x.detach()[0]
+        return first + np.sum(np.sin(after))
+    check_derivatives(f, (V,))
+    _, grad = nb.vjp(lambda x: np.sum(x[1:] * 2.0) + np.sum(x[1:] ** 2), np.arange(4.0))
+    assert np.array_equal(grad, [0.0, 4.0, 6.0, 8.0])

@@ -295,6 +295,18 @@ def detach_value(y):
     return v.copy() if type(y) is Tensor and v.base is not None else v
 
 
+def finish(call):
+    """A ``create_graph=False`` call is done: offer its tape's arena for reuse by the next call.
+
+    Not a tape that an enclosing call is still recording on. Reuse is refused while
+    anything still views the arena (:func:`numbad.buffers.give`), so a Tensor the
+    function kept elsewhere stays valid; the caller drops its own references first.
+    """
+    tape = call.tape
+    if tape is not current_tape() and not tape.replayable:
+        tape.release()
+
+
 def postprocess(values, is_tuple):
     return tuple(values) if is_tuple else values[0]
 

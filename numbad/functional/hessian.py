@@ -1,11 +1,15 @@
 """Second derivatives of scalar functions: ``nb.hessian``, ``nb.hvp`` and ``nb.vhp``.
 
-Each records ``func`` once and its gradient graph once (the differentiable
-reverse sweep, :func:`numbad.tensor.backward.backward`, records the gradient
-as ops on the same tape). Compiled sweeps over that tape then give the
-second derivatives: a tangent sweep is forward-over-reverse (``hvp``, and
-the Hessian's columns), a reverse sweep is reverse-over-reverse (``vhp``,
-and its rows). No Python runs per operation inside those sweeps.
+``hvp`` and ``vhp`` record ``func`` once and run compiled sweeps only:
+forward over reverse with the ops' second-derivative rules
+(:func:`numbad.sweeps.hvp`). ``hessian``, and ``hvp``/``vhp`` where those rules
+do not reach (``create_graph``, ``strict``, inside ``nb.record``, ops such as
+``cumprod`` or ``solve``), record the gradient graph once as well (the
+differentiable reverse sweep, :func:`numbad.tensor.backward.backward`); compiled
+sweeps over that tape then give the second derivatives: a tangent sweep is
+forward-over-reverse (``hvp``, and the Hessian's columns), a reverse sweep is
+reverse-over-reverse (``vhp``, and its rows). No Python runs per operation
+inside any of those sweeps.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from .. import sweeps
 from ..tensor.core import Tensor
 from ..tensor.backward import backward
 from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
-                      cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value,
+                      cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value, finish,
                       nested_postprocess, output_node, plain, postprocess, requires_grad, seed_tensor,
                       validate_v, value_shape, value_size)
 from .jacobian import DEFAULT, check_strategy, jacobian
@@ -82,9 +86,11 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
     """The output of a scalar ``func`` and the vector-Hessian product ``v^T H``.
 
     Semantics are those of ``torch.autograd.functional.vhp`` (``v`` mirrors
-    the inputs and may be omitted for a single one-element input). Computed
-    reverse over reverse: one compiled reverse sweep over the recorded
-    gradient graph. ``create_graph=True`` returns differentiable Tensors.
+    the inputs and may be omitted for a single one-element input). The Hessian
+    of a scalar function is symmetric, so this is :func:`hvp`'s computation;
+    where that falls back to the gradient graph, one compiled reverse sweep
+    over it (reverse over reverse). ``create_graph=True`` returns
+    differentiable Tensors.
 
     >>> import numpy as np, numbad as nb
     >>> out, vh = nb.vhp(lambda x: (x ** 3).sum(), np.array([1.0, 2.0]), np.ones(2))
@@ -98,8 +104,9 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
     """The output of a scalar ``func`` and the Hessian-vector product ``H v``.
 
     Semantics are those of ``torch.autograd.functional.hvp``. Computed
-    forward over reverse: one compiled tangent sweep over the recorded
-    gradient graph (PyTorch needs a double backward here). With
+    forward over reverse in compiled sweeps (tangents, cotangents, each op's
+    second-order share, cotangents again: :func:`numbad.sweeps.hvp`), with no
+    gradient graph recorded (PyTorch needs a double backward here). With
     ``create_graph=True`` the product is built on the differentiable path
     (the double-backward trick, as PyTorch) and returned as Tensors.
 
@@ -120,7 +127,7 @@ class Gradient:
     it); ops ``[call.begin, end)`` compute the output and the gradient.
     """
 
-    def __init__(self, fn, func, inputs, create_graph, strict):
+    def __init__(self, fn, func, inputs, create_graph, strict, fused=False):
         self.call = call = Call(inputs, create_graph)
         tape = call.tape
         outputs = call.run(func)
@@ -133,9 +140,16 @@ class Gradient:
             raise RuntimeError(f"The Tensor returned by the function given to {fn} should contain a "
                                "single element")
         self.output = out
-        node = output_node(call, out)
+        self.node = node = output_node(call, out)
+        # fused: H v by compiled sweeps alone (sweeps.hvp), no gradient graph recorded; not
+        # where the products must stay differentiable or be replayed (nb.record), nor in strict
+        # mode (whose errors read the gradient graph), nor for ops without second-order rules
+        self.fused = (fused and not create_graph and not strict and not tape.replayable
+                      and sweeps.hvp_supported(tape, call.begin, tape.n_ops))
         if node is None:
             self.grads = [None] * len(inputs)
+        elif self.fused:
+            self.grads = None
         else:
             end = tape.n_ops
             one = const_tensor(tape, np.ones(tape.node_shape[node], tape.dtype))
@@ -151,16 +165,22 @@ class Gradient:
                     raise RuntimeError(_JACOBIAN_INDEPENDENT.format(i))
 
     def hvp(self, v):
-        """``H v`` as flat arrays (``None`` for zero blocks): forward over reverse, one sweep."""
+        """``H v`` as flat arrays (``None`` for zero blocks): forward over reverse."""
         call = self.call
+        if self.grads is None:
+            return sweeps.hvp(call.tape, call.begin, self.end, call.input_nodes, self.node,
+                              [plain(t) for t in v])
         live = [g._node for g in self.grads if g is not None]
         raw = iter(sweeps.tangent(call.tape, call.begin, self.end, call.input_nodes,
                                   [plain(t) for t in v], live))
         return [None if g is None else next(raw) for g in self.grads]
 
     def vhp(self, v):
-        """``v^T H`` as flat arrays (``None`` for zero blocks): reverse over reverse, one sweep."""
+        """``v^T H`` as flat arrays (``None`` for zero blocks): reverse over reverse, one sweep;
+        fused, ``H v`` (the Hessian of a scalar function is symmetric)."""
         call = self.call
+        if self.grads is None:
+            return self.hvp(v)
         seeds = [(g._node, plain(t)) for g, t in zip(self.grads, v) if g is not None]
         return sweeps.reverse(call.tape, call.begin, self.end, call.input_nodes, seeds)
 
@@ -171,7 +191,7 @@ def _second_order(fn, func, inputs, v, create_graph, strict):
         v = validate_v(as_v_tuple(v, fn), inputs, is_inputs_tuple)
     else:
         v = default_v(inputs)
-    grad = Gradient(fn, func, inputs, create_graph, strict)
+    grad = Gradient(fn, func, inputs, create_graph, strict, fused=True)
     call, tape = grad.call, grad.call.tape
 
     if create_graph:
@@ -200,7 +220,11 @@ def _second_order(fn, func, inputs, v, create_graph, strict):
         else:
             p = p.reshape(value_shape(x)).astype(x.dtype, copy=False)
         result.append(p)
-    out = grad.output if create_graph else detach_value(grad.output)
+    if create_graph:
+        out = grad.output
+    else:
+        out = detach_value(grad.output)
+        finish(call)
     return postprocess([out], grad.is_outputs_tuple), postprocess(result, is_inputs_tuple)
 
 

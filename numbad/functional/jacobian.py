@@ -9,7 +9,7 @@ from .. import sweeps
 from ..tensor import core
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, nested_postprocess, output_node, reaches, result_dtype, value_shape,
+                      const_tensor, finish, nested_postprocess, output_node, reaches, result_dtype, value_shape,
                       value_size)
 from .jvp import DoubleBackward
 
@@ -104,6 +104,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         else:
             J = (_columns if forward else _rows)(call, end, nodes, rows, cols)
         blocks = _split(J, outputs, inputs, rows, cols, forward, tape)
+        del outputs
+        finish(call)
     return nested_postprocess(blocks, is_outputs_tuple, is_inputs_tuple)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from .. import sweeps
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, default_v, detach_value, output_node,
+                      check_outputs_require_grad, const_tensor, default_v, detach_value, finish, output_node,
                       plain, postprocess, reaches, result_dtype, seed_tensor, validate_v, value_shape)
 
 
@@ -81,7 +81,12 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
             p = p.reshape(value_shape(y)).astype(dtype, copy=False)
         result.append(p)
 
-    outs = list(outputs) if create_graph else [detach_value(y) for y in outputs]
+    if create_graph:
+        outs = list(outputs)
+    else:
+        outs = [detach_value(y) for y in outputs]
+        del outputs
+        finish(call)
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_outputs_tuple)
 
 

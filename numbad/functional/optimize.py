@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from .. import sweeps
-from ._common import (Call, as_input_tuple, as_output_tuple, output_node, plain, value_shape,
+from ._common import (Call, as_input_tuple, as_output_tuple, finish, output_node, plain, value_shape,
                       value_size)
 from .hessian import Gradient
 
@@ -86,8 +86,8 @@ def grad(func):
 def hessp(func):
     """``f(x, p, *args) -> H(x) p``: Hessian-vector products, for ``minimize(..., hessp=nb.hessp(f))``.
 
-    Forward over reverse: one recording of ``f`` and its gradient, then one
-    compiled tangent sweep (see :func:`numbad.hvp`).
+    Forward over reverse: one recording of ``f``, then compiled sweeps (see
+    :func:`numbad.hvp`).
 
     >>> import numpy as np, numbad as nb
     >>> nb.hessp(lambda x: (x ** 3).sum())(np.array([1.0, 2.0]), np.array([1.0, 1.0]))
@@ -101,8 +101,9 @@ def hessp(func):
         if np.shape(p) != value_shape(x):
             raise ValueError(f"The p given to the function made by hessp must have x's shape "
                              f"{value_shape(x)}, but it has shape {np.shape(p)}.")
-        grad_ = Gradient("hessp", lambda t: func(t, *args), xs, False, False)
+        grad_ = Gradient("hessp", lambda t: func(t, *args), xs, False, False, fused=True)
         hp = grad_.hvp((p,))[0]
+        finish(grad_.call)
         if hp is None:
             return np.zeros(value_shape(x), x.dtype)
         return hp.reshape(value_shape(x)).astype(x.dtype, copy=False)

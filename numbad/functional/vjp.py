@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import sweeps
-from ..tape import current_tape
 from ..tensor.backward import backward
 from ..tensor.core import Tensor, stop_gradient
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, detach_value, output_node, postprocess,
+                      check_outputs_require_grad, const_tensor, detach_value, finish, output_node, postprocess,
                       seed_tensor, validate_v, value_shape, value_size)
 
 
@@ -96,7 +95,6 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
         outs = list(outputs)
     else:
         outs = [detach_value(y) for y in outputs]
-        if tape is not current_tape():
-            del outputs, call
-            tape.release()
+        del outputs
+        finish(call)
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)

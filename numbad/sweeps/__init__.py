@@ -170,6 +170,65 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     return result
 
 
+#: Op kinds whose second-order share the generated ``second_order`` sweep knows: elementwise
+#: ops (their Hessian rules, :mod:`numbad.sweeps.second_order`), matmul (bilinear), and the
+#: linear or piecewise-linear kinds (no share). A tape holding any other kind (cumprod, the
+#: factorizations) takes the differentiable path instead.
+SECOND_ORDER_KINDS = frozenset({
+    "elementwise", "nondiff", "matmul", "copy", "gather", "scatter", "take", "put_add", "assemble",
+    "extreme", "scan_sum", "take_along", "put_along", "assign", "arg_extreme", "argsort", "det_sign"})
+_SECOND_ORDER = None          # per opcode: is its kind in SECOND_ORDER_KINDS?
+
+
+def hvp_supported(tape, begin, end):
+    """Can :func:`hvp` sweep ops [begin, end) (every op of a kind ``second_order`` knows)?"""
+    global _SECOND_ORDER
+    if _SECOND_ORDER is None:
+        from ..ops import OPS
+        known = np.zeros(max(op.code for op in OPS.values()) + 1, np.bool_)
+        for op in OPS.values():
+            known[op.code] = op.kind in SECOND_ORDER_KINDS
+        _SECOND_ORDER = known
+    codes = tape.arrays()[0][begin:end, 0]
+    return bool(np.all(_SECOND_ORDER[codes])) if codes.size else True
+
+
+def hvp(tape, begin, end, input_nodes, output_node, tangents):
+    """``H v`` for the one-element ``output_node``, forward over reverse, all in compiled sweeps.
+
+    A tangent sweep gives every node's tangent (``v`` at the inputs); a reverse
+    sweep, every node's cotangent; ``second_order`` adds, per op, the tangent of
+    its reverse rule with the cotangent held fixed; a second reverse sweep
+    seeded with those sources carries them back to the inputs (the tangent of
+    the cotangents obeys the cotangents' own linear recursion). Requires
+    :func:`hvp_supported`. Returns one flat array per input, ``None`` where zero.
+    """
+    ops, off, size, ip, vals = tape.arrays()
+    n_nodes = off.shape[0]
+    flags = np.zeros(3 * n_nodes, np.bool_)
+    varying, adj_set, src_set = flags[:n_nodes], flags[n_nodes:2 * n_nodes], flags[2 * n_nodes:]
+    g, ws = interpreters(), workspace()
+    tan = buffers.take(vals.shape[0], vals.dtype)
+    for node, t in zip(input_nodes, tangents):
+        varying[node] = True
+        _write_seed(tan, off[node], off[node] + size[node], t, 1, False)
+    g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, ws)
+    adj = buffers.take(vals.shape[0], vals.dtype)
+    adj[off[output_node]] = 1.0
+    adj_set[output_node] = True
+    g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, ws)
+    # the sources overwrite the cotangents in place: visiting ops in recording order, an op
+    # reads its output's cotangent before any later op (its consumers) writes that node's
+    # source, and writes only its operands' sources, whose cotangents were already read
+    g.second_order(ops, off, size, ip, vals, tan, adj, adj_set, adj, src_set, varying, begin, end, ws)
+    buffers.give(tan)
+    del tan
+    g.reverse(ops, off, size, ip, vals, adj, src_set, varying, begin, end, ws)
+    result = [_read(adj, off[n], size[n]) if src_set[n] and varying[n] else None for n in input_nodes]
+    buffers.give(adj)
+    return result
+
+
 def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
     """Tangents of ``output_nodes`` given ``tangents`` of ``input_nodes`` (forward mode).
 

@@ -502,8 +502,12 @@ def matmul_vjp_plan(which, tA, tB):
 
 
 @_jit
-def matmul_vjp(which, vals, aoff, boff, adj, goff, doff, ip, ia, L, acc, ws):
-    """Accumulate the cotangent of operand ``which`` (0: A, 1: B) of a matmul."""
+def matmul_vjp(which, vals, aoff, boff, adj, goff, dst, doff, ip, ia, L, acc, ws):
+    """Accumulate the cotangent of operand ``which`` (0: A, 1: B) of a matmul into ``dst``.
+
+    The cotangent G is read from ``adj``, the other operand from ``vals``; the
+    reverse sweep passes its adjoint arena as both ``adj`` and ``dst``, the
+    second-order sweep tangents as ``vals`` (see ``second_order``)."""
     Bt, M, K, N, tA, tB, sA, sB = matmul_dims(ip, ia)
     first, second, tf, ts = matmul_vjp_plan(which, tA, tB)
     # result shape (rows, cols) and inner dimension of the product
@@ -512,7 +516,7 @@ def matmul_vjp(which, vals, aoff, boff, adj, goff, doff, ip, ia, L, acc, ws):
     else:
         R, Cc, I, sD = (N, K, M, sB) if tB else (K, N, M, sB)
     if sD == 0 and Bt > 1 and not acc:
-        fill_zero(adj, doff, R * Cc, L)
+        fill_zero(dst, doff, R * Cc, L)
         acc = True
     lda = M if tA else K
     ldb = K if tB else N
@@ -522,9 +526,9 @@ def matmul_vjp(which, vals, aoff, boff, adj, goff, doff, ip, ia, L, acc, ws):
         vo = (boff + b * sB) if which == 0 else (aoff + b * sA)
         ldv = ldb if which == 0 else lda
         if first == 2:
-            lane_matmul(True, tf, ts, R, Cc, I, adj, go, vals, vo, ldv, adj, doff + b * sD, L, beta, ws)
+            lane_matmul(True, tf, ts, R, Cc, I, adj, go, vals, vo, ldv, dst, doff + b * sD, L, beta, ws)
         else:
-            lane_matmul(False, tf, ts, R, Cc, I, vals, vo, adj, go, ldv, adj, doff + b * sD, L, beta, ws)
+            lane_matmul(False, tf, ts, R, Cc, I, vals, vo, adj, go, ldv, dst, doff + b * sD, L, beta, ws)
 
 
 @_jit

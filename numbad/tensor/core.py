@@ -341,12 +341,22 @@ def broadcast_to(x, shape):
 
 
 def gather(x, value, strides, base):
-    """Record ``value`` (of shape S) as ``x.flat[base + sum(i*strides)]`` for i over S."""
+    """Record ``value`` (of shape S) as ``x.flat[base + sum(i*strides)]`` for i over S.
+
+    The same read of the same node (``x[:-1]`` written twice) is recorded once: nodes
+    never change (a write makes a new one), so the second read shares the first's node,
+    and the tape holds, replays and sweeps one copy fewer."""
     tape = x._tape
     value = _scalarize(value)
     shape = np.shape(value)
+    key = (x._node, shape, tuple(strides), base)
+    node = tape._gathers.get(key)
+    if node is not None:
+        return wrap(value, tape, node)
     ia = strided_map(tape, shape, strides, base, tape.node_size[x._node])
-    return record(tape, _GATHER, value, x._node, iattr=ia)
+    out = record(tape, _GATHER, value, x._node, iattr=ia)
+    tape._gathers[key] = out._node
+    return out
 
 
 def scatter(x, value, strides, base):

@@ -20,6 +20,7 @@ import numpy as np
 
 #: Buffers smaller than this are not worth keeping (allocation is cheap).
 MIN_BYTES = 1 << 20
+_MIN_FLOATS = MIN_BYTES // 8
 #: Per thread and dtype, at most this many bytes are kept between calls...
 MAX_BYTES = 1 << 32
 #: ...in at most this many buffers.
@@ -42,6 +43,8 @@ def _spares(dtype):
 
 def take(n, dtype, at_least=False):
     """A 1-d buffer of ``dtype`` with ``n`` elements (``at_least``: possibly more)."""
+    if n < _MIN_FLOATS:                 # (any float dtype: small is never kept)
+        return np.empty(n, dtype)
     spares = _spares(np.dtype(dtype))
     if at_least:            # a tape's arena, which may grow: the largest spare
         if spares and spares[-1].shape[0] >= n:
@@ -60,6 +63,8 @@ def give(buf):
     The caller must hold exactly one reference to ``buf`` (a local variable)
     and drop it after the call.
     """
+    if buf.shape[0] < _MIN_FLOATS:
+        return False
     base = buf if buf.base is None else buf.base
     if not isinstance(base, np.ndarray) or not MIN_BYTES <= base.nbytes <= MAX_BYTES:
         return False

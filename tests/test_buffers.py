@@ -1,4 +1,6 @@
 """Reuse of large arenas between calls (numbad.buffers): never overwrite what a caller still sees."""
+import types
+
 import numpy as np
 import pytest
 
@@ -64,6 +66,27 @@ def test_steady_state_reuses_both_arenas():
     assert len(before) == 2                  # the tape's arena and the sweep's adjoints
     nb.vjp(f, x)
     assert sorted(id(s) for s in spares) == before
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: nb.jvp(f, x, x),
+    lambda x: nb.hvp(f, x, x),
+    lambda x: nb.vhp(f, x, x),
+    lambda x: nb.hessp(f)(x, x),
+    lambda x: nb.value_and_grad(f)(x),
+    lambda x: nb.jacobian(lambda t: np.sin(t) * t[0], x[:256])],      # 256 lanes of 2 KiB
+    ids=["jvp", "hvp", "vhp", "hessp", "value_and_grad", "jacobian"])
+def test_every_function_returns_its_arenas(call, monkeypatch):
+    x = np.random.default_rng(4).uniform(-1, 1, N)
+    call(x)
+    fresh = []
+
+    def empty(n, dtype=float):
+        fresh.append(n)
+        return np.empty(n, dtype)
+    monkeypatch.setattr(buffers, "np", types.SimpleNamespace(empty=empty, dtype=np.dtype, ndarray=np.ndarray))
+    call(x)                      # the tape's arena and the sweeps' all come from the spares
+    assert fresh == []
 
 
 def test_a_buffer_with_a_live_view_is_not_kept():

@@ -48,7 +48,10 @@ def _value_and_grad(func, x, args, fn):
         g = np.zeros(value_shape(x), x.dtype)
     else:
         g = g.reshape(value_shape(x)).astype(x.dtype, copy=False)
-    return float(np.reshape(plain(y), ())), g
+    value = float(np.reshape(plain(y), ()))
+    del y
+    finish(call)
+    return value, g
 
 
 def value_and_grad(func):

@@ -132,7 +132,7 @@ def _write_seed(buf, lo, hi, v, L, acc):
     elif acc:
         buf[lo:hi] += np.ravel(v)
     else:
-        buf[lo:hi] = np.ravel(v) if type(v) is np.ndarray else v
+        buf[lo:hi] = v.reshape(-1) if type(v) is np.ndarray else v
 
 
 def _read(arena, lo, n):
@@ -156,15 +156,16 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     for n in input_nodes:
         varying[n] = True
     adj = buffers.take(vals.shape[0] * L, vals.dtype)
+    noff, nsize = tape.node_off, tape.node_size        # Python ints: cheaper than numpy's here
     for node, v in seeds:
-        _write_seed(adj, off[node] * L, (off[node] + size[node]) * L, v, L, adj_set[node])
+        _write_seed(adj, noff[node] * L, (noff[node] + nsize[node]) * L, v, L, adj_set[node])
         adj_set[node] = True
     g = interpreters()
     if lanes:
         g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
     else:
         g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
-    result = [_read(adj, off[n] * L, size[n] * L) if adj_set[n] and varying[n] else None
+    result = [_read(adj, noff[n] * L, nsize[n] * L) if adj_set[n] and varying[n] else None
               for n in input_nodes]
     buffers.give(adj)
     return result

@@ -106,7 +106,7 @@ class Recording:
         if end > self.arena.shape[0]:
             cap = max(end, 2 * self.arena.shape[0])
             if n >= BIG:
-                cap = max(cap, end + 8 * n + BIG)     # and room for the small nodes after them
+                cap = max(cap, end + 8 * n + BIG)     # and room for small nodes after them
             else:
                 cap = max(cap, 2 * end)      # a constant matrix, say: leave room for what follows
             try:

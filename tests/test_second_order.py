@@ -148,8 +148,9 @@ STRUCTURAL = {
         lambda x: (torch.tanh(x.reshape(2, 3)).sum(0) ** 3).sum() + (x.reshape(2, 3).T ** 2).mean()),
     "cumsum and max": (lambda x: np.sum(np.cumsum(x) ** 2) + np.max(np.sin(x)) ** 2,
                        lambda x: (torch.cumsum(x, 0) ** 2).sum() + torch.sin(x).max() ** 2),
-    "concatenate and where": (lambda x: np.sum(np.concatenate([x, x ** 2]) ** 3 * np.where(x > 0, x, -x).sum()),
-                              lambda x: (torch.cat([x, x ** 2]) ** 3).sum() * torch.where(x > 0, x, -x).sum()),
+    "concatenate and where": (
+        lambda x: np.sum(np.concatenate([x, x ** 2]) ** 3 * np.where(x > 0, x, -x).sum()),
+        lambda x: (torch.cat([x, x ** 2]) ** 3).sum() * torch.where(x > 0, x, -x).sum()),
 }
 
 

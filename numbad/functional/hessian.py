@@ -19,8 +19,8 @@ from .. import sweeps
 from ..tensor.core import Tensor
 from ..tensor.backward import backward
 from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
-                      cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value, finish,
-                      nested_postprocess, output_node, plain, postprocess, requires_grad, seed_tensor,
+                      cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value,
+                      finish, nested_postprocess, output_node, plain, postprocess, requires_grad, seed_tensor,
                       validate_v, value_shape, value_size)
 from .jacobian import DEFAULT, check_strategy, jacobian
 

@@ -9,8 +9,8 @@ from .. import sweeps
 from ..tensor import core
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, finish, nested_postprocess, output_node, reaches, result_dtype, value_shape,
-                      value_size)
+                      const_tensor, finish, nested_postprocess, output_node, reaches, result_dtype,
+                      value_shape, value_size)
 from .jvp import DoubleBackward
 
 STRATEGIES = ("forward-mode", "reverse-mode")

@@ -6,8 +6,9 @@ import numpy as np
 from .. import sweeps
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, default_v, detach_value, finish, output_node,
-                      plain, postprocess, reaches, result_dtype, seed_tensor, validate_v, value_shape)
+                      check_outputs_require_grad, const_tensor, default_v, detach_value, finish,
+                      output_node, plain, postprocess, reaches, result_dtype, seed_tensor, validate_v,
+                      value_shape)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):

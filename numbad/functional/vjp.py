@@ -7,8 +7,8 @@ from .. import sweeps
 from ..tensor.backward import backward
 from ..tensor.core import Tensor, stop_gradient
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, detach_value, finish, output_node, postprocess,
-                      seed_tensor, validate_v, value_shape, value_size)
+                      check_outputs_require_grad, const_tensor, detach_value, finish, output_node,
+                      postprocess, seed_tensor, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to_host=True):

@@ -22,8 +22,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
-from numbad.sweeps.second_order import hessian_rules  # noqa: E402
 TARGET = HERE / "_generated.py"
 REPLAY = HERE / "replay_template.py"
 SOURCES = [HERE.parent / "ops" / "registry.py", HERE.parent / "ops" / "elementwise.py",
@@ -147,10 +145,10 @@ STRUCTURAL = {
     "matmul": (
         lambda op, L: ["K.matmul_forward(vals, node_off[na], vals, node_off[nb], vals, yo, ip, ia, ws)"],
         lambda op, L: (
-            _one(f"K.matmul_vjp(0, vals, node_off[na], node_off[nb], adj, yo, adj, node_off[na], ip, ia, {L}, "
-                 "adj_set[na], ws)")
-            + _one(f"K.matmul_vjp(1, vals, node_off[na], node_off[nb], adj, yo, adj, node_off[nb], ip, ia, {L}, "
-                   "adj_set[nb], ws)", "nb")),
+            _one(f"K.matmul_vjp(0, vals, node_off[na], node_off[nb], adj, yo, adj, node_off[na], ip, ia, "
+                 f"{L}, adj_set[na], ws)")
+            + _one(f"K.matmul_vjp(1, vals, node_off[na], node_off[nb], adj, yo, adj, node_off[nb], ip, ia, "
+                   f"{L}, adj_set[nb], ws)", "nb")),
         lambda op, L: [f"K.matmul_jvp(vals, node_off[na], node_off[nb], tan, varying[na], node_off[na], "
                        f"varying[nb], node_off[nb], yo, ip, ia, {L}, ws)"]),
     "assemble": (
@@ -404,6 +402,7 @@ def _branch_tangent(op, lanes, call):
 
 def _second_order_rows(op):
     """``(name, node, [(name_j, node_j, H[a][j]), ...])`` per operand with a nonzero second partial."""
+    from numbad.sweeps.second_order import hessian_rules
     H = hessian_rules(op)
     names = list(zip(op.operand_names(), ("na", "nb", "nc")))
     rows = []
@@ -601,7 +600,8 @@ def _interpreters(ops):
              lambda op: _reverse_loop(op, True)),
             ("tangent", base + ", tan, varying", ("elementwise",), lambda op: _tangent_loop(op, False)),
             ("tangent_lanes", base + ", tan, varying, L", ("elementwise",), lambda op: _tangent_loop(op, True)),
-            ("second_order", base + ", tan, adj, src, src_set, varying", ("elementwise",), _second_order_loop)):
+            ("second_order", base + ", tan, adj, src, src_set, varying", ("elementwise",),
+             _second_order_loop)):
         group = [op for op in (ops if name == "forward" else diff_ops) if op.kind in kinds
                  and (name != "second_order" or _second_order_rows(op))]
         lines, loops[name] = _outlined(f"_{name}_loops", params, group, loop)
@@ -671,8 +671,8 @@ def _interpreters(ops):
                            8) + [""]
     # second order (forward over reverse)
     out += ["@_interp",
-            "def second_order(ops, node_off, node_size, ip, vals, tan, adj, adj_set, src, src_set, varying, begin, "
-            "end, ws):",
+            "def second_order(ops, node_off, node_size, ip, vals, tan, adj, adj_set, src, src_set, varying, "
+            "begin, end, ws):",
             '    """Add every op\'s second-order share of ``H v`` into ``src`` (codegen: second order).',
             "",
             "    ``varying`` is already marked (by the tangent sweep that filled ``tan``), ``adj``",

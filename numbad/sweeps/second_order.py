@@ -35,8 +35,6 @@ CALLS = {
 }
 #: Functions that are piecewise constant: derivative zero (where defined).
 FLAT = {"sign", "floor", "ceil", "trunc", "rint", "isnan", "isinf", "isfinite", "signbit"}
-#: Names of constants in rule expressions.
-CONSTANTS = {"pi", "ln2", "ln10", "inf"}
 
 
 def _const(c):

@@ -32,6 +32,9 @@ def test_torch_vjp(benchmark, torch, name):
     benchmark.group = name
     targs = tuple(torch.tensor(a) for a in args)
     tv = torch.tensor(np.asarray(v, np.float64))
+    # warm up, as for numbad: the very first call initialises PyTorch's autograd and would
+    # make pytest-benchmark's calibration settle on a handful of rounds
+    torch.autograd.functional.vjp(ft, targs, tv)
     benchmark(torch.autograd.functional.vjp, ft, targs, tv)
 
 

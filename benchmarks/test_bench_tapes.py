@@ -39,6 +39,7 @@ def test_eager_vjp(benchmark):
 def test_torch_eager_vjp(benchmark, torch):
     benchmark.group = "lorenz-vjp"
     targs = tuple(torch.tensor(a) for a in ARGS)
+    torch.autograd.functional.vjp(lorenz, targs)      # warm up, as the numbad benchmarks do
     benchmark(torch.autograd.functional.vjp, lorenz, targs)
 
 

@@ -183,6 +183,56 @@ def test_nested_vjp_inside_a_recording_replays():
     assert_close(g, [3.0 + 6.0, 4.0 + 8.0])          # d/dy (gx*y) with gx constant, + 2y
 
 
+X0 = np.array([1.0, 2.0])
+NESTED = {       # a function of y that differentiates an inner function of x (create_graph=False)
+    "vjp": lambda y: nb.vjp(lambda x: np.sum(x ** 3 * y), X0)[1],
+    "jvp": lambda y: nb.jvp(lambda x: x ** 3 * y, X0, y)[1],
+    "jacobian": lambda y: nb.jacobian(lambda x: x ** 3 * y, X0).sum(axis=0),
+    "jacobian forward": lambda y: nb.jacobian(lambda x: x ** 3 * y, X0, strategy="forward-mode").sum(axis=0),
+    "hessian": lambda y: nb.hessian(lambda x: np.sum(x ** 3 * y), X0).sum(axis=0),
+    "hvp": lambda y: nb.hvp(lambda x: np.sum(x ** 3 * y), X0, y)[1],
+    "vhp": lambda y: nb.vhp(lambda x: np.sum(x ** 3 * y), X0, y)[1],
+    "grad": lambda y: nb.grad(lambda x: np.sum(x ** 3 * y))(X0),
+    "hessp": lambda y: nb.hessp(lambda x: np.sum(x ** 3 * y))(X0, y),
+}
+NESTED_VALUES = {    # what each gives, with x = X0: f = sum(x^3 y), so grad = 3 x^2 y, H = diag(6 x y)
+    "vjp": lambda y: 3 * X0 ** 2 * y, "jvp": lambda y: 3 * X0 ** 2 * y * y,
+    "jacobian": lambda y: 3 * X0 ** 2 * y, "jacobian forward": lambda y: 3 * X0 ** 2 * y,
+    "hessian": lambda y: 6 * X0 * y, "hvp": lambda y: 6 * X0 * y * y, "vhp": lambda y: 6 * X0 * y * y,
+    "grad": lambda y: 3 * X0 ** 2 * y, "hessp": lambda y: 6 * X0 * y * y,
+}
+
+
+@pytest.mark.parametrize("name", NESTED)
+def test_every_derivative_inside_a_recording_replays(name):
+    # inside nb.record a create_graph=False derivative is recorded, so that every replay
+    # recomputes it (not answered once by the compiled sweeps at recording time), and no
+    # derivative flows through it (create_graph=False)
+    inner = NESTED[name]
+
+    def f(y):
+        return inner(y) * y
+    tape = nb.record(f, np.array([1.0, 2.0]))
+    for y in (np.array([3.0, -1.0]), np.array([0.5, 2.0])):
+        expected = NESTED_VALUES[name](y)
+        assert_close(tape(y), expected * y, what=f"{name} replayed")
+        out, g = tape.vjp(y, np.ones(2))
+        assert_close(out, expected * y)
+        assert_close(g, expected, what=f"{name}: no derivative through the nested result")
+        assert_close(nb.vjp(f, y, np.ones(2))[1], expected)
+
+
+def test_value_and_grad_inside_a_recording_reads_its_value_as_a_guard():
+    def f(y):
+        value, g = nb.value_and_grad(lambda x: np.sum(x ** 3 * y))(X0)
+        return g * value
+    tape = nb.record(f, np.array([1.0, 2.0]))
+    y = np.array([3.0, -1.0])
+    with pytest.raises(nb.BranchChanged, match="value read"):
+        tape(y)
+    assert_close(tape(y, retrace=True), 3 * X0 ** 2 * y * np.sum(X0 ** 3 * y))
+
+
 def test_detach_inside_a_recording_is_guarded():
     def f(x):
         m = x.detach().max()

@@ -295,6 +295,19 @@ def detach_value(y):
     return v.copy() if type(y) is Tensor and v.base is not None else v
 
 
+def recorded(call, create_graph):
+    """Is this a ``create_graph=False`` call inside ``nb.record``? Its products are then built on
+    the differentiable path, so that they are recorded and every replay recomputes them, and
+    returned through :func:`cut` (``create_graph=False``: no derivative flows through them)."""
+    return call.tape.replayable and not create_graph
+
+
+def cut(values):
+    """The results of a :func:`recorded` call: recorded values through which no derivative flows."""
+    from ..tensor.core import stop_gradient
+    return [stop_gradient(v) if type(v) is Tensor else v for v in values]
+
+
 def finish(call):
     """A ``create_graph=False`` call is done: offer its tape's arena for reuse by the next call.
 

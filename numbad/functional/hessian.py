@@ -19,8 +19,9 @@ from .. import sweeps
 from ..tensor.core import Tensor
 from ..tensor.backward import backward
 from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
-                      cast_tensor, check_outputs_require_grad, const_tensor, default_v, detach_value,
-                      finish, nested_postprocess, output_node, plain, postprocess, requires_grad, seed_tensor,
+                      cast_tensor, check_outputs_require_grad, const_tensor, cut, default_v, detach_value,
+                      finish, nested_postprocess, output_node, plain, postprocess, recorded, requires_grad,
+                      seed_tensor,
                       validate_v, value_shape, value_size)
 from .jacobian import DEFAULT, check_strategy, jacobian
 
@@ -194,7 +195,8 @@ def _second_order(fn, func, inputs, v, create_graph, strict):
     grad = Gradient(fn, func, inputs, create_graph, strict, fused=True)
     call, tape = grad.call, grad.call.tape
 
-    if create_graph:
+    in_recording = recorded(call, create_graph)      # inside nb.record: see vjp
+    if create_graph or in_recording:
         products = _differentiable(fn, grad, v)
     else:
         products = grad.hvp(v) if fn == "hvp" else grad.vhp(v)
@@ -210,17 +212,19 @@ def _second_order(fn, func, inputs, v, create_graph, strict):
                     "The jacobian of the user-provided function is independent of "
                     f"input {i}. This is not allowed in strict mode.")
             p = np.zeros(value_shape(x), x.dtype)
-            if create_graph:
+            if create_graph or in_recording:
                 p = const_tensor(tape, p)
-        elif create_graph:
-            if strict and not call.requires_grad([p._node])[0]:
+        elif create_graph or in_recording:
+            if strict and create_graph and not call.requires_grad([p._node])[0]:
                 raise RuntimeError("The hessian of the user-provided function is independent of "
                                    f"input {i}. This is not allowed in strict mode when create_graph=True.")
             p = cast_tensor(p, x.dtype)
         else:
             p = p.reshape(value_shape(x)).astype(x.dtype, copy=False)
         result.append(p)
-    if create_graph:
+    if in_recording:
+        (out,), result = cut([grad.output]), cut(result)
+    elif create_graph:
         out = grad.output
     else:
         out = detach_value(grad.output)

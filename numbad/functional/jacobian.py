@@ -9,8 +9,8 @@ from .. import sweeps
 from ..tensor import core
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, finish, nested_postprocess, output_node, reaches, result_dtype,
-                      value_shape, value_size)
+                      const_tensor, cut, finish, nested_postprocess, output_node, reaches, recorded,
+                      result_dtype, value_shape, value_size)
 from .jvp import DoubleBackward
 
 STRATEGIES = ("forward-mode", "reverse-mode")
@@ -81,11 +81,14 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     nodes = [output_node(call, y) for y in outputs]
     forward = strategy == "forward-mode"
 
-    if create_graph:
-        if forward:
-            blocks = _columns_differentiable(call, end, inputs, outputs, nodes, strict)
-        else:
-            blocks = _rows_differentiable(call, end, inputs, outputs, nodes, strict)
+    in_recording = recorded(call, create_graph)      # inside nb.record: see vjp
+    if create_graph or in_recording:
+        if in_recording and strict:
+            _check_strict(call, end, outputs, nodes)     # create_graph=False's strict checks
+        differentiable = _columns_differentiable if forward else _rows_differentiable
+        blocks = differentiable(call, end, inputs, outputs, nodes, strict and create_graph)
+        if in_recording:
+            blocks = [cut(row) for row in blocks]
     else:
         if strict:
             _check_strict(call, end, outputs, nodes)

@@ -6,9 +6,9 @@ import numpy as np
 from .. import sweeps
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, default_v, detach_value, finish,
-                      output_node, plain, postprocess, reaches, result_dtype, seed_tensor, validate_v,
-                      value_shape)
+                      check_outputs_require_grad, const_tensor, cut, default_v, detach_value, finish,
+                      output_node, plain, postprocess, reaches, recorded, result_dtype, seed_tensor,
+                      validate_v, value_shape)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -55,7 +55,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
                 raise RuntimeError("The output of the user-provided function is independent of "
                                    f"input {i}. This is not allowed in strict mode.")
 
-    if create_graph:
+    in_recording = recorded(call, create_graph)      # inside nb.record: see vjp
+    if create_graph or in_recording:
         products = DoubleBackward(call, end, nodes)(v)
     else:
         live = [n for n in nodes if n is not None]
@@ -71,10 +72,10 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
                                    f"{i} in the grad_outputs when using the double backward trick to "
                                    "compute forward mode gradients. This is not allowed in strict mode.")
             p = np.zeros(value_shape(y), dtype)
-            if create_graph:
+            if create_graph or in_recording:
                 p = const_tensor(tape, p)
-        elif create_graph:
-            if strict and not call.requires_grad([p._node])[0]:
+        elif create_graph or in_recording:
+            if strict and create_graph and not call.requires_grad([p._node])[0]:
                 raise RuntimeError("The jacobian of the user-provided function is independent of "
                                    f"input {i}. This is not allowed in strict mode when create_graph=True.")
             p = cast_tensor(p, dtype)
@@ -82,7 +83,9 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
             p = p.reshape(value_shape(y)).astype(dtype, copy=False)
         result.append(p)
 
-    if create_graph:
+    if in_recording:
+        outs, result = cut(outputs), cut(result)
+    elif create_graph:
         outs = list(outputs)
     else:
         outs = [detach_value(y) for y in outputs]

@@ -13,9 +13,11 @@ import functools
 import numpy as np
 
 from .. import sweeps
+from ..tape import current_tape
 from ._common import (Call, as_input_tuple, as_output_tuple, finish, output_node, plain, value_shape,
                       value_size)
-from .hessian import Gradient
+from .hessian import Gradient, hvp
+from .vjp import vjp
 
 
 def _point(x, fn):
@@ -34,8 +36,20 @@ def _scalar(y, fn):
     return outs[0]
 
 
+def _inside_record():
+    """Called inside ``nb.record``? Then the derivatives must be recorded (replays recompute
+    them): they come from :func:`numbad.vjp`/:func:`numbad.hvp`, which record them, as
+    Tensors through which no derivative flows, and a returned value is read as a float (a
+    guard on the tape)."""
+    tape = current_tape()
+    return tape is not None and tape.replayable
+
+
 def _value_and_grad(func, x, args, fn):
     xs = _point(x, fn)
+    if _inside_record():
+        y, g = vjp(lambda t: _scalar(func(t, *args), fn), xs[0])
+        return (float(np.reshape(y, ())) if fn == "value_and_grad" else None), g
     call = Call(xs, False)
     tape = call.tape
     y = _scalar(call.run(lambda t: func(t, *args)), fn)
@@ -100,10 +114,12 @@ def hessp(func):
     def hessian_times(x, p, *args):
         xs = _point(x, "hessp")
         x = xs[0]
-        p = plain(p)
-        if np.shape(p) != value_shape(x):
+        if value_shape(p) != value_shape(x):
             raise ValueError(f"The p given to the function made by hessp must have x's shape "
-                             f"{value_shape(x)}, but it has shape {np.shape(p)}.")
+                             f"{value_shape(x)}, but it has shape {value_shape(p)}.")
+        if _inside_record():
+            return hvp(lambda t: _scalar(func(t, *args), "hessp"), x, p)[1]
+        p = plain(p)
         grad_ = Gradient("hessp", lambda t: func(t, *args), xs, False, False, fused=True)
         hp = grad_.hvp((p,))[0]
         finish(grad_.call)

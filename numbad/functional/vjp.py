@@ -5,10 +5,10 @@ import numpy as np
 
 from .. import sweeps
 from ..tensor.backward import backward
-from ..tensor.core import Tensor, stop_gradient
+from ..tensor.core import Tensor
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, detach_value, finish, output_node,
-                      postprocess, seed_tensor, validate_v, value_shape, value_size)
+                      check_outputs_require_grad, const_tensor, cut, detach_value, finish, output_node,
+                      postprocess, recorded, seed_tensor, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to_host=True):
@@ -63,7 +63,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
             seeds.append((node, vi))
     # inside nb.record a nested call stays on the tape (so that replays recompute it),
     # with its results cut from the enclosing derivative as create_graph=False asks
-    in_recording = tape.replayable and not create_graph
+    in_recording = recorded(call, create_graph)
     if create_graph or in_recording:
         grads = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes,
                                              [(n, seed_tensor(tape, vi)) for n, vi in seeds]))
@@ -89,8 +89,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
         result.append(g)
 
     if in_recording:
-        outs = [stop_gradient(y) if type(y) is Tensor else y for y in outputs]
-        result = [stop_gradient(g) for g in result]
+        outs, result = cut(outputs), cut(result)
     elif create_graph:
         outs = list(outputs)
     else:

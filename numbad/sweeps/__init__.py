@@ -126,9 +126,11 @@ class Identity:
 def _write_seed(buf, lo, hi, v, L, acc):
     """buf[lo:hi] (+)= v, a seed or tangent block (an array, a number or an Identity)."""
     if type(v) is Identity:
-        if not acc:
+        if acc:
+            buf[lo:hi:L + 1] += 1.0
+        else:
             buf[lo:hi] = 0.0
-        buf[lo:hi:L + 1] += 1.0
+            buf[lo:hi:L + 1] = 1.0
     elif acc:
         buf[lo:hi] += np.ravel(v)
     else:
@@ -240,14 +242,15 @@ def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
     L = max(lanes, 1)
     varying = np.zeros(off.shape[0], np.bool_)
     tan = buffers.take(vals.shape[0] * L, vals.dtype)
+    noff, nsize = tape.node_off, tape.node_size        # Python ints: cheaper than numpy's here
     for node, t in zip(input_nodes, tangents):
         varying[node] = True
-        _write_seed(tan, off[node] * L, (off[node] + size[node]) * L, t, L, False)
+        _write_seed(tan, noff[node] * L, (noff[node] + nsize[node]) * L, t, L, False)
     g = interpreters()
     if lanes:
         g.tangent_lanes(ops, off, size, ip, vals, tan, varying, begin, end, workspace(), L)
     else:
         g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, workspace())
-    result = [_read(tan, off[n] * L, size[n] * L) if varying[n] else None for n in output_nodes]
+    result = [_read(tan, noff[n] * L, nsize[n] * L) if varying[n] else None for n in output_nodes]
     buffers.give(tan)
     return result

@@ -57,6 +57,18 @@ def take(n, dtype, at_least=False):
     return np.empty(n, dtype)
 
 
+def clear():
+    """Drop this thread's spare buffers (their memory goes back to the system).
+
+    >>> import numbad
+    >>> numbad.buffers.clear()
+    """
+    try:
+        _local.spares.clear()
+    except AttributeError:
+        pass
+
+
 def give(buf):
     """Offer ``buf`` for reuse; kept only if large and referenced by nobody else.
 

@@ -119,3 +119,10 @@ def test_at_most_max_spares_are_kept_largest_first():
 def test_small_buffers_are_not_kept():
     assert not buffers.give(np.empty(16))
     assert buffers._spares(np.dtype(np.float64)) == []
+
+
+def test_clear_drops_the_spares():
+    nb.vjp(f, np.random.default_rng(5).uniform(-1, 1, N))
+    assert buffers._spares(np.dtype(np.float64))
+    buffers.clear()
+    assert buffers._spares(np.dtype(np.float64)) == []

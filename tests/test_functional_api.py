@@ -619,6 +619,10 @@ def test_four_threads_concurrently():
                 assert np.allclose(nb.jvp(lambda x: np.sin(x), x, v)[1], np.cos(x) * v)
                 assert np.allclose(nb.hvp(lambda x: (x ** 3).sum(), x, v)[1], 6 * x * v)
                 assert np.allclose(nb.hessian(lambda x: (x ** 3).sum(), x), np.diag(6 * x))
+            for _ in range(5):          # arrays large enough for each thread's arena reuse
+                x, v = rng.standard_normal(1 << 17), rng.standard_normal(1 << 17)
+                assert np.allclose(nb.hvp(lambda x: (x ** 3).sum(), x, v)[1], 6 * x * v)
+                assert np.allclose(nb.vjp(lambda x: np.sin(x) * x, x, v)[1], (np.cos(x) * x + np.sin(x)) * v)
         except Exception as e:          # pragma: no cover - reported below
             errors.append(e)
     threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..sweeps import varying_nodes
 from ..tape import Recording, active_tapes, current_tape
-from ..tensor.core import Tensor, wrap
+from ..tensor.core import Tensor, stop_gradient, wrap
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -304,7 +304,6 @@ def recorded(call, create_graph):
 
 def cut(values):
     """The results of a :func:`recorded` call: recorded values through which no derivative flows."""
-    from ..tensor.core import stop_gradient
     return [stop_gradient(v) if type(v) is Tensor else v for v in values]
 
 

@@ -211,13 +211,14 @@ def hvp(tape, begin, end, input_nodes, output_node, tangents):
     flags = np.zeros(3 * n_nodes, np.bool_)
     varying, adj_set, src_set = flags[:n_nodes], flags[n_nodes:2 * n_nodes], flags[2 * n_nodes:]
     g, ws = interpreters(), workspace()
+    noff, nsize = tape.node_off, tape.node_size        # Python ints, as in reverse()
     tan = buffers.take(vals.shape[0], vals.dtype)
     for node, t in zip(input_nodes, tangents):
         varying[node] = True
-        _write_seed(tan, off[node], off[node] + size[node], t, 1, False)
+        _write_seed(tan, noff[node], noff[node] + nsize[node], t, 1, False)
     g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, ws)
     adj = buffers.take(vals.shape[0], vals.dtype)
-    adj[off[output_node]] = 1.0
+    adj[noff[output_node]] = 1.0
     adj_set[output_node] = True
     g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, ws)
     # the sources overwrite the cotangents in place: visiting ops in recording order, an op
@@ -227,7 +228,7 @@ def hvp(tape, begin, end, input_nodes, output_node, tangents):
     buffers.give(tan)
     del tan
     g.reverse(ops, off, size, ip, vals, adj, src_set, varying, begin, end, ws)
-    result = [_read(adj, off[n], size[n]) if src_set[n] and varying[n] else None for n in input_nodes]
+    result = [_read(adj, noff[n], nsize[n]) if src_set[n] and varying[n] else None for n in input_nodes]
     buffers.give(adj)
     return result
 

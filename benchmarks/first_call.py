@@ -40,7 +40,8 @@ def main():
         run(NUMBAD, env)                                   # fill the warm cache
         warm = [run(NUMBAD, env) for _ in range(args.warm_runs)]
     print(f"numbad first call, warm cache: min {min(warm):.3f} s  median {sorted(warm)[len(warm) // 2]:.3f} s")
-    print(f"numbad first call, cold cache: {min(cold):.1f} s")
+    if cold:
+        print(f"numbad first call, cold cache: {min(cold):.1f} s")
     try:
         import torch  # noqa: F401
         t = [run(TORCH, dict(os.environ)) for _ in range(3)]

@@ -385,8 +385,9 @@ class Tape:
     @staticmethod
     def _check_input(x, i, shape, dt, what, batch=None):
         """Input ``i`` as a numpy array of the recorded shape and dtype, or a clear error."""
-        if isinstance(x, float) and shape == () and dt == np.float64 and batch is None:
-            x = np.asarray(x)
+        if shape == () and batch is None and (isinstance(x, np.generic) or
+                                             (isinstance(x, float) and dt == np.float64)):
+            x = np.asarray(x)           # a number for a 0-d input (its dtype is checked below)
         if not isinstance(x, np.ndarray):
             raise TypeError(f"input {i} must be a numpy array of shape {shape} and dtype {dt} "
                             f"(as recorded), got {type(x).__name__}")

@@ -89,6 +89,7 @@ class Recording:
         self.guards = []
         self._consts = {}
         self._gathers = {}            # (node, shape, strides, base) -> node: x[1:] read twice is one node
+        self._elementwise = {}        # (opcode, dtype, operand nodes) -> node, for large results
         self._cache = None            # arrays converted so far (see arrays())
 
     # ------------------------------------------------------------------ nodes

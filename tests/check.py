@@ -41,7 +41,16 @@ def check_derivatives(f, args, torch_f=None, second=True, seed=0, value=None):
     check_sweeps(f, args, [v, rng.standard_normal(np.shape(ref)), rng.standard_normal(np.shape(ref))], rng)
     if second:
         u = [rng.standard_normal(a.shape) for a in args]
+        # forward mode both ways: the tangent sweep and the double-backward trick (create_graph)
+        _, jv = nb.jvp(f, args, tuple(u))
+        _, jvc = nb.jvp(f, args, tuple(u), create_graph=True)
+        assert_close(jvc.detach() if isinstance(jvc, nb.Tensor) else jvc, jv, rtol=1e-10, atol=1e-12,
+                     what="jvp create_graph (double backward) vs the tangent sweep")
         s = nb_second(f, args, v, u)
+        # the fused forward-over-reverse hvp of <f, v> against the create_graph path
+        _, hv = nb.hvp(lambda *a: np.sum(f(*a) * v), args, tuple(u))
+        for k, (hk, sk) in enumerate(zip(hv, s)):
+            assert_close(hk, sk, rtol=1e-9, atol=1e-11, what=f"hvp d2/darg{k} vs the create_graph path")
 
         def first(*a):
             return np.concatenate([np.ravel(x) for x in nb.vjp(f, a, v)[1]])

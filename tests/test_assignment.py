@@ -310,3 +310,34 @@ def test_the_same_read_twice_is_one_node_until_a_write():
     check_derivatives(f, (V,))
     _, grad = nb.vjp(lambda x: np.sum(x[1:] * 2.0) + np.sum(x[1:] ** 2), np.arange(4.0))
     assert np.array_equal(grad, [0.0, 4.0, 6.0, 8.0])
+
+
+def test_the_same_large_op_twice_is_one_node_until_a_write():
+    from numbad.functional._common import Call
+    from numbad.tape import BIG
+    x = np.random.default_rng(3).standard_normal(BIG + 5)
+    call = Call((x,), False)
+    a, b, c, d = call.run(lambda t: (t ** 2, np.square(t), t * 2.0, t * 2))
+    assert a._node == b._node and c._node == d._node != a._node
+    assert np.array_equal(b.detach(), x ** 2)
+
+    def f(t):
+        y = np.copy(t)
+        first = y ** 2
+        y[0] = 3.0                                 # a write: y is a new node ...
+        second = y ** 2                            # ... so this square is a new one
+        assert second._node != first._node and second.detach()[0] == 9.0
+        return np.sum(np.sin(t) * np.exp(-t ** 2) + np.log1p(t ** 2)) + np.sum(first * second)
+    y = x.copy()
+    y[0] = 3.0
+    _, grad = nb.vjp(f, x)
+    expected = (np.cos(x) * np.exp(-x ** 2) - 2 * x * np.sin(x) * np.exp(-x ** 2)
+                + 2 * x / (1 + x ** 2) + 2 * x * y ** 2 + x ** 2 * 2 * y)
+    expected[0] -= x[0] ** 2 * 2 * y[0]            # x[0] reaches `second` no more
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-12)
+    # a float32 tape widened by a float64 operand does not reuse a float32 result
+    x32 = x.astype(np.float32)
+    call = Call((x32,), False)
+    p, q = call.run(lambda t: (t * 3.0, t * np.float64(3.0)))
+    assert p._node != q._node and q.detach().dtype == np.float64
+    assert np.array_equal(q.detach(), x32.astype(np.float64) * 3.0)

@@ -257,11 +257,12 @@ CASES = [
         *np.linalg.svd(a, full_matrices=False)), (rng.standard_normal((4, 3)),),
         lambda a: (lambda u, s, vh: (u ** 2 * T(C43)).sum() + (vh ** 2).sum(0) * s)(
             *torch.linalg.svd(a, full_matrices=False)), extra=("square", "multiply", "scatter", "add")),
-    case("np.linalg.svd", lambda a: (lambda u, s, vh: (u * s) @ vh[:, :1] + (u * u).sum(1, keepdims=True))(
+    # (not (u * s) @ vh[:, :1], which is a[:, :1]: every singular-vector term cancels in it)
+    case("np.linalg.svd", lambda a: (lambda u, s, vh: (u ** 2 * s) @ vh[:, :2] ** 2 + (u * u).sum(1, keepdims=True))(
         *np.linalg.svd(a, full_matrices=False)), (rng.standard_normal((3, 5)),),
-        lambda a: (lambda u, s, vh: (u * s) @ vh[:, :1] + (u * u).sum(1, keepdim=True))(
+        lambda a: (lambda u, s, vh: (u ** 2 * s) @ vh[:, :2] ** 2 + (u * u).sum(1, keepdim=True))(
             *torch.linalg.svd(a, full_matrices=False)), id="np.linalg.svd-wide",
-        extra=("multiply", "matmul", "scatter", "add")),
+        extra=("multiply", "matmul", "scatter", "add", "square")),
     case("np.linalg.svd", lambda a: (lambda u, s, vh: u[..., :1] * s[..., None, :] * vh[..., 1:2, :].sum(-1)[..., None, :])(
         *np.linalg.svd(a)), (rng.standard_normal((2, 3, 3)),),
         lambda a: (lambda u, s, vh: u[..., :1] * s[..., None, :] * vh[..., 1:2, :].sum(-1)[..., None, :])(

@@ -321,6 +321,13 @@ def test_inputs_must_match_the_recording():
     tape2 = nb.record(lambda x, y: x * y, (np.zeros(2), np.zeros(2)))
     with pytest.raises(TypeError, match="2 inputs"):
         tape2((np.zeros(2),))
+    # a 0-d input takes a number of its dtype, as nb.vjp does; another dtype is named
+    scalar = nb.record(lambda x: x * 3.0, np.zeros((), np.float32))
+    assert scalar(np.float32(2.0)) == np.float32(6.0)
+    assert scalar.vjp(np.float32(2.0), np.float32(1.0))[1] == np.float32(3.0)
+    with pytest.raises(ValueError, match=r"input 0 has shape \(\) and dtype float64, but the tape was "
+                                         r"recorded with shape \(\) and dtype float32"):
+        scalar(np.float64(2.0))
 
 
 def test_tape_jacobian_matches_pytorch():

@@ -223,3 +223,25 @@ def test_hvp_supported_reads_the_op_kinds():
     call = Call((np.ones(3),), False)
     call.run(lambda x: np.sum(np.sin(x)))
     assert sweeps.hvp_supported(call.tape, call.begin, call.tape.n_ops)
+
+
+@pytest.mark.parametrize("name", ["x @ x", "np.dot(x, x)", "np.vdot(x, x)", "X @ X", "x @ reshape(x)"])
+def test_fused_hvp_when_both_matmul_operands_are_one_node(name):
+    # both shares of the second-order term land on one node: the second must add to the first
+    rng = np.random.default_rng(7)
+    f, ft, shape = {
+        "x @ x": (lambda x: x @ x, lambda x: x @ x, (3,)),
+        "np.dot(x, x)": (lambda x: np.dot(x, x), lambda x: torch.dot(x, x), (3,)),
+        "np.vdot(x, x)": (lambda x: np.vdot(x, x), lambda x: torch.vdot(x, x), (4,)),
+        "X @ X": (lambda x: np.sum(np.tanh(x @ x)), lambda x: torch.tanh(x @ x).sum(), (3, 3)),
+        "x @ reshape(x)": (lambda x: x @ np.reshape(x, x.shape), lambda x: x @ x, (3,)),
+    }[name]
+    x, t = rng.standard_normal(shape), rng.standard_normal(shape)
+    assert _fused(f, (x,))
+    _, thv = TF.hvp(ft, torch.tensor(x), torch.tensor(t))
+    for fn in (nb.hvp, nb.vhp):
+        _, hv = fn(f, x, t)
+        assert_close(hv, thv.numpy(), rtol=1e-12, atol=1e-12, what=f"{fn.__name__} of {name}")
+    assert_close(nb.hessp(f)(x, t), thv.numpy(), rtol=1e-12, atol=1e-12, what="hessp")
+    if len(shape) == 1:
+        assert_close(nb.hvp(f, x, t)[1], 2 * t, rtol=1e-14, atol=0, what="H = 2 I")

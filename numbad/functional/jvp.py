@@ -98,10 +98,17 @@ class DoubleBackward:
     """``J v`` as differentiable Tensors: the reverse sweep of a reverse sweep.
 
     Constructing it records the first sweep, which pulls placeholder
-    cotangents ``u`` (constant leaves, zeros) back to the inputs:
-    ``g = J^T u``. Each call records the second, which differentiates
-    ``<g, v>`` with respect to ``u``: that is ``J v``. It returns one Tensor
-    (or ``None`` where no input reaches) per output node.
+    cotangents ``u`` (constant leaves) back to the inputs: ``g = J^T u``.
+    Each call records the second, which differentiates ``<g, v>`` with
+    respect to ``u``: that is ``J v``. It returns one Tensor (or ``None``
+    where no input reaches) per output node.
+
+    ``g`` is linear in ``u``, so any ``u`` gives the same ``J v``; PyTorch uses
+    zeros. Here ``u`` is generic instead (distinct values in [1, 2), a fixed
+    sequence): the rules that refuse a cotangent meeting a tie (eigenvectors
+    of equal eigenvalues, singular vectors at a zero singular value) test the
+    cotangent's value, and zeros, or ones, would pass where the product has
+    no value.
     """
 
     def __init__(self, call, end, nodes):
@@ -110,7 +117,7 @@ class DoubleBackward:
         self.u = {}
         for n in nodes:
             if n is not None and n not in self.u:
-                self.u[n] = const_tensor(tape, np.zeros(tape.node_shape[n], tape.dtype))
+                self.u[n] = const_tensor(tape, _placeholder(tape.node_shape[n], tape.dtype))
         seeds = list(self.u.items())
         self.g = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes, seeds))
         self.mid = tape.n_ops
@@ -122,3 +129,9 @@ class DoubleBackward:
         jv = self.call.run(lambda *_: backward(tape, self.end, self.mid, u_nodes, seeds))
         by_node = dict(zip(self.u, jv))
         return [None if n is None else by_node[n] for n in self.nodes]
+
+
+def _placeholder(shape, dtype):
+    """Generic cotangent values: 1 + the fractional parts of k times the golden ratio."""
+    k = np.arange(int(np.prod(shape)), dtype=np.float64)
+    return (1.0 + (k * 0.6180339887498949) % 1.0).reshape(shape).astype(dtype)

@@ -440,10 +440,12 @@ def _row_test(node, terms):
 
 def _branch_second_order(op, call):
     if op.kind == "matmul":
+        # each share is flagged before the next is made: x @ x has one node for both operands,
+        # whose second share must add to the first
         return ["if varying[na] and varying[nb]:"] + _indent(
-            [f"K.matmul_vjp({w}, tan, node_off[na], node_off[nb], adj, yo, src, node_off[{nd}], ip, ia, 1, "
-             f"src_set[{nd}], ws)" for w, nd in ((0, "na"), (1, "nb"))]
-            + ["src_set[na] = True", "src_set[nb] = True"], 4)
+            [line for w, nd in ((0, "na"), (1, "nb")) for line in (
+                f"K.matmul_vjp({w}, tan, node_off[na], node_off[nb], adj, yo, src, node_off[{nd}], ip, ia, 1, "
+                f"src_set[{nd}], ws)", f"src_set[{nd}] = True")], 4)
     rows = _second_order_rows(op) if op.kind == "elementwise" else []
     if not rows:
         return None

@@ -327,7 +327,9 @@ def _over_s(G, S):
     if np.any((G._v != 0.0) & (np.broadcast_to(S._v, G.shape) == 0.0)):
         raise ValueError("numbad: the derivative of singular vectors is undefined at a zero "
                          "singular value of a non-square matrix")
-    return np.where(G == 0.0, 0.0, G / np.where(S == 0.0, 1.0, S))
+    # no select on G: this rule must stay linear in the cotangent, which the double-backward
+    # trick (jvp with create_graph) differentiates at placeholder values
+    return G / np.where(S == 0.0, 1.0, S)
 
 
 def _eigh(tape, op, out, operands, ia, g, varying):

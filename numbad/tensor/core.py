@@ -227,12 +227,21 @@ def elementwise(op, args, compute=None):
 
 
 def _into_arena(tape, op, vals, nodes):
-    """Large results: let the ufunc write straight into the arena (no second copy)."""
+    """Large results: let the ufunc write straight into the arena (no second copy).
+
+    The same op on the same nodes is recorded once (``x ** 2`` written twice): nodes
+    never change, so the second result is the first, to the bit, and the tape holds,
+    replays and sweeps one large node fewer (small ones are not looked up: the lookup
+    would cost more than it saves)."""
     if max(tape.node_size[nd] for nd in nodes) < BIG or op.ufunc is None:
         return None
     shape = np.broadcast_shapes(*(np.shape(v) for v in vals))
     if np.result_type(*vals) != tape.dtype or op.dtype_out == "bool":
         return None
+    key = (op.code, tape.dtype, *nodes)
+    node = tape._elementwise.get(key)
+    if node is not None:
+        return wrap(tape.value(node), tape, node)
     n = 1
     for d in shape:
         n *= d
@@ -243,6 +252,7 @@ def _into_arena(tape, op, vals, nodes):
     view.flags.writeable = False
     nodes += [-1] * (3 - len(nodes))
     tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
+    tape._elementwise[key] = out
     return wrap(view, tape, out)
 
 

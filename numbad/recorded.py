@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import hashlib
 import io
 import os
 import zipfile
@@ -240,6 +241,17 @@ def _ensemble(branch, kernel_name, single, args, B):
         f.result()
 
 
+def _digest(d):
+    """SHA-256 over every entry of a tape's arrays (name, dtype, shape, bytes) but the digest:
+    the validation proves a tape well formed, the digest that it is the tape that was saved."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in d if k != "digest"):
+        a = np.ascontiguousarray(d[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 class _Reader:
     """Typed access to a loaded ``.npz``: clear errors for missing or mistyped entries."""
 
@@ -375,7 +387,7 @@ class Tape:
         flat = []
         for i, (x, shape, dt) in enumerate(zip(items, self.in_shapes, self.in_dtypes)):
             x = self._check_input(x, i, shape, dt, what, batch)
-            flat.append(x.reshape(-1) if batch is None else x.reshape(batch, -1))
+            flat.append(x.reshape(-1) if batch is None else x.reshape(batch, int(np.prod(shape))))
         dtype = self._dtype()
         if batch is None:
             return np.concatenate(flat).astype(dtype, copy=False) if len(flat) != 1 \
@@ -397,19 +409,26 @@ class Tape:
             got = f"shape {x.shape} and dtype {x.dtype}"
             if batch is not None:
                 rec = f"a leading batch axis of {batch} then {rec}"
-            raise ValueError(f"input {i} has {got}, but the tape was recorded with {rec}")
+            noun = "tangent" if "tangent" in what else "input"
+            raise ValueError(f"{noun} {i} has {got}, but the tape was recorded with {rec}")
         return x
 
     def _dtype(self):
         return next(iter(self._branches.values())).template.dtype
 
-    def _unpack_outputs(self, branch, flat, batch=None):
+    def _unpack_outputs(self, branch, flat, batch=None, tangents=False):
+        """Per-output arrays from a flat result. ``tangents``: a constant output's tangent is
+        zero, and tangents are floating (the tape's dtype for integer and boolean outputs)."""
         outs, pos = [], 0
         lead = () if batch is None else (batch,)
         for node, shape, dt, const in branch.out_spec:
+            if tangents and dt not in FLOAT_DTYPES:
+                dt = self._dtype()
             if node is None:
-                c = const if batch is None else np.broadcast_to(const, lead + shape)
-                outs.append(np.array(c))
+                if tangents:
+                    outs.append(np.zeros(lead + shape, dt))
+                else:
+                    outs.append(np.array(const if batch is None else np.broadcast_to(const, lead + shape)))
                 continue
             n = int(np.prod(shape))
             part = flat[pos:pos + n] if batch is None else flat[:, pos:pos + n]
@@ -443,22 +462,34 @@ class Tape:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     # ----------------------------------------------------------------------- running branches
-    def _run(self, method, x, *args, inputs=None, retrace=None, impl=None):
+    def _run(self, method, x, *args, inputs=None, retrace=None, impl=None, per_branch=None):
         """Run ``method`` on the branch whose guards hold; retrace or raise otherwise.
 
         ``impl(branch)`` gives the object that runs the branch (default: the CPU
         branch itself; :mod:`numbad.cuda` passes its device twin); ``inputs`` may be a
         function returning them (host copies are only needed to retrace).
+        ``per_branch(branch)``, if given, makes the arguments after ``x`` for each
+        branch tried (cotangents are packed by the branch's own outputs, which may
+        differ between branches); where it raises, the error stands only if that
+        branch's guards hold.
         """
         retrace = self.retrace if retrace is None else retrace
         impl = impl or (lambda b: b)
         first_failure = None
         for key, branch in reversed(list(self._branches.items())):
-            result = getattr(impl(branch), method)(x, *args)
-            status, vals = result[0], result[1]
-            if status < 0:
-                self._branches.move_to_end(key)
-                return branch, result[2:]
+            try:
+                bargs = args if per_branch is None else per_branch(branch)
+            except (RuntimeError, ValueError, TypeError):
+                status, vals = impl(branch).forward(x)[:2]
+                if status < 0:
+                    raise              # the branch that applies rejects them
+                bargs = None
+            if bargs is not None:
+                result = getattr(impl(branch), method)(x, *bargs)
+                status, vals = result[0], result[1]
+                if status < 0:
+                    self._branches.move_to_end(key)
+                    return branch, result[2:]
             if first_failure is None:
                 first_failure = branch.describe_failure(status, vals)
         if not retrace:
@@ -467,7 +498,7 @@ class Tape:
             raise BranchChanged(first_failure + " (this tape was loaded from a file, so it cannot "
                                 "record new branches)")
         branch = self._record_branch(inputs() if callable(inputs) else inputs)
-        result = getattr(impl(branch), method)(x, *args)
+        result = getattr(impl(branch), method)(x, *(args if per_branch is None else per_branch(branch)))
         if result[0] >= 0:      # pragma: no cover - a fresh recording holds its own guards
             raise BranchChanged(branch.describe_failure(result[0], result[1]))
         return branch, result[2:]
@@ -499,8 +530,8 @@ class Tape:
         if api:
             return api.vjp(self, inputs, v, retrace, to_host)
         x = self._pack(inputs, "tape.vjp")
-        vflat = self._pack_v(self.branches[0], v, "vjp")
-        branch, (out, grad) = self._run("vjp", x, vflat, inputs=inputs, retrace=retrace)
+        branch, (out, grad) = self._run("vjp", x, inputs=inputs, retrace=retrace,
+                                        per_branch=lambda b: (self._pack_v(b, v, "vjp"),))
         return self._unpack_outputs(branch, out), self._unpack_inputs(grad)
 
     def jvp(self, inputs, v=None, retrace=None, to_host=True):
@@ -520,7 +551,7 @@ class Tape:
             t = np.concatenate([np.ravel(vi) for vi in v]).astype(self._dtype())
         branch, (out, jv) = self._run("jvp", x, t, inputs=inputs, retrace=retrace)
         outs = self._unpack_outputs(branch, out)
-        return outs, self._unpack_outputs(branch, jv)
+        return outs, self._unpack_outputs(branch, jv, tangents=True)
 
     def jacobian(self, inputs, retrace=None):
         """The Jacobian with PyTorch's nesting: ``J[i][j]`` has shape ``out_i.shape + in_j.shape``.
@@ -578,14 +609,14 @@ class Tape:
             return api.batch(self, "vjp", inputs, v, retrace, to_host)
         B = self._batch_size(inputs)
         X = self._pack(inputs, "tape.batch_vjp", batch=B)
-        branch = self.branches[0]
-        V = self._pack_batch_v(branch, v, B)
+        branch, V = self._batch_branch(v, B)
         out = np.empty((B, branch.out_total()), X.dtype)
         grad = np.empty((B, branch.in_total()), X.dtype)
         status = np.empty(B, np.int64)
         _ensemble(branch, "batch_vjp", "vjp", (X, V, out, grad, status), B)
-        self._redo_failed(status, branch, inputs, v, retrace, "vjp", out, grad)
-        return self._unpack_outputs(branch, out, B), self._unpack_inputs(grad, B)
+        outs, grads = self._unpack_outputs(branch, out, B), self._unpack_inputs(grad, B)
+        self._redo_failed(status, branch, inputs, v, retrace, "vjp", outs, grads)
+        return outs, grads
 
     def batch_jvp(self, inputs, v, retrace=None, device=None, to_host=True):
         """``jvp`` for every sample of a leading batch axis, replayed in parallel (see :meth:`batch_vjp`)."""
@@ -600,8 +631,9 @@ class Tape:
         jv = np.empty((B, branch.out_total()), X.dtype)
         status = np.empty(B, np.int64)
         _ensemble(branch, "batch_jvp", "jvp", (X, T, out, jv, status), B)
-        self._redo_failed(status, branch, inputs, v, retrace, "jvp", out, jv)
-        return self._unpack_outputs(branch, out, B), self._unpack_outputs(branch, jv, B)
+        outs, jvs = self._unpack_outputs(branch, out, B), self._unpack_outputs(branch, jv, B, tangents=True)
+        self._redo_failed(status, branch, inputs, v, retrace, "jvp", outs, jvs)
+        return outs, jvs
 
     def _batch_device(self, device, to_host):
         if device is None:
@@ -615,6 +647,17 @@ class Tape:
             raise ValueError(f"batched inputs need a leading batch axis: input 0 should have shape "
                              f"(batch,) + {self.in_shapes[0]}")
         return first.shape[0]
+
+    def _batch_branch(self, v, B):
+        """The branch a batch of cotangents ``v`` runs on first, and ``v`` packed for it: the most
+        recently used branch whose outputs ``v`` fits (branches may differ in output shapes)."""
+        error = None
+        for branch in self.branches:
+            try:
+                return branch, self._pack_batch_v(branch, v, B)
+            except RuntimeError as e:
+                error = error or e
+        raise error
 
     def _pack_batch_v(self, branch, v, B):
         specs = [s for s in branch.out_spec]
@@ -633,11 +676,16 @@ class Tape:
                 raise RuntimeError(f"Entry {i} in v has invalid size: should be {(B,) + tuple(s[1])} "
                                    f"but got {vi.shape}.")
             if s[0] is not None:
-                parts.append(vi.reshape(B, -1))
+                parts.append(vi.reshape(B, int(np.prod(s[1]))))
         return np.ascontiguousarray(np.concatenate(parts, axis=1), self._dtype())
 
-    def _redo_failed(self, status, branch, inputs, v, retrace, method, out, res):
-        """Samples whose guards failed: replay them one by one (other branches, or retrace)."""
+    def _redo_failed(self, status, branch, inputs, v, retrace, method, outs, res):
+        """Samples whose guards failed: replay them one by one (other branches, or retrace).
+
+        ``outs`` and ``res`` are the batch's unpacked results (arrays with the batch axis
+        first, or tuples of them), written in place for those samples. Another branch
+        may hold other outputs constant; outputs of other shapes cannot join the batch.
+        """
         failed = np.flatnonzero(status >= 0)
         if failed.size == 0:
             return
@@ -653,15 +701,22 @@ class Tape:
             if method == "vjp":
                 vb = None if v is None else (tuple(np.asarray(vi)[b] for vi in v)
                                              if self.is_outputs_tuple else np.asarray(v)[b])
-                vflat = self._pack_v(branch, vb, "batch_vjp")
-                other, (o, g) = self._run("vjp", x, vflat, inputs=sample, retrace=retrace)
+                try:
+                    other, (o, g) = self._run("vjp", x, inputs=sample, retrace=retrace,
+                                              per_branch=lambda br: (self._pack_v(br, vb, "batch_vjp"),))
+                except BranchChanged:
+                    raise
+                except RuntimeError as e:      # its cotangent does not fit the branch it takes
+                    raise BranchChanged(f"sample {b} of the batch took a branch with other output "
+                                        f"shapes: {e}") from None
+                g, res_tuple = self._unpack_inputs(g), self.is_inputs_tuple
             else:
                 tb = tuple(np.asarray(vi)[b] for vi in v) if self.is_inputs_tuple else np.asarray(v)[b]
                 t = self._pack(tb, "the tangents of tape.batch_jvp")
                 other, (o, g) = self._run("jvp", x, t, inputs=sample, retrace=retrace)
-            if other.out_total() != out.shape[1]:        # pragma: no cover - shapes are fixed per tape
-                raise BranchChanged("a branch changed the output layout")
-            out[b], res[b] = o, g
+                g, res_tuple = self._unpack_outputs(other, g, tangents=True), self.is_outputs_tuple
+            _put_sample(outs, self._unpack_outputs(other, o), b, self.is_outputs_tuple)
+            _put_sample(res, g, b, res_tuple)
 
     def _sample(self, inputs, b):
         if self.is_inputs_tuple:
@@ -711,11 +766,17 @@ class Tape:
              "tuples": np.array([self.is_inputs_tuple, self.is_outputs_tuple], np.int64)}
         for i, b in enumerate(self.branches):
             d.update(b.to_arrays(f"b{i}_"))
+        d["digest"] = np.array(_digest(d))
         return d
 
     @classmethod
     def _from_arrays(cls, d):
         get = _Reader(d, "")
+        if "digest" in d:         # (files written before the digest was added have none)
+            digest = get.strings("digest")
+            if digest.shape != () or str(digest) != _digest(d):
+                raise ValueError("its contents do not match the digest saved with them (a damaged "
+                                 "or edited file)")
         version = get.ints("format_version")
         if version.shape != () or int(version) != FORMAT_VERSION:
             raise ValueError(f"format version {version!r} is not {FORMAT_VERSION}")
@@ -737,12 +798,24 @@ class Tape:
         return cls(list(reversed(branches)), in_shapes, in_dtypes, bool(tuples[0]), bool(tuples[1]))
 
     def save(self, path):
-        """Write the tape to ``path`` as numpy ``.npz`` (plain arrays, no pickled objects)."""
+        """Write the tape to ``path`` as numpy ``.npz`` (plain arrays, no pickled objects); like
+        ``np.savez``, a file name without the ``.npz`` suffix gets it."""
         np.savez(path, **self._to_arrays())
 
     @classmethod
     def load(cls, path):
-        """Read a tape saved by :meth:`save`; the file is validated before any sweep can touch it."""
+        """Read a tape saved by :meth:`save`; the file is validated before any sweep can touch it.
+
+        Every array is checked (opcodes, node ranges, index maps, guards), and the
+        SHA-256 digest that :meth:`save` stores must match the contents: an edit that
+        leaves a well-formed tape (a cut-off op, a changed constant) is refused too.
+        Files without a digest (from numbad before it) are validated only.
+
+        As with :meth:`save` (numpy's ``savez``), a path without the ``.npz`` suffix
+        names the file with it when no file has that very name."""
+        if isinstance(path, (str, os.PathLike)) and not os.path.exists(path) \
+                and not os.fspath(path).endswith(".npz") and os.path.exists(os.fspath(path) + ".npz"):
+            path = os.fspath(path) + ".npz"
         try:
             with np.load(path, allow_pickle=False) as f:
                 d = {k: f[k] for k in f.files}
@@ -763,6 +836,16 @@ class Tape:
         except ValueError as e:
             raise ValueError(f"numbad: not a valid tape: {e}") from None
         self.__dict__.update(other.__dict__)
+
+
+def _put_sample(batch, sample, b, is_tuple):
+    """Write one sample's results (an array or a tuple of them) at index ``b`` of the batch's."""
+    for i, (whole, one) in enumerate(zip(batch if is_tuple else (batch,), sample if is_tuple else (sample,))):
+        if whole.shape[1:] != np.shape(one):
+            raise BranchChanged(f"sample {b} of the batch took a branch whose result {i} has shape "
+                                f"{np.shape(one)}, not {whole.shape[1:]} as the other samples': "
+                                "replay it on its own")
+        whole[b] = one
 
 
 # ------------------------------------------------------------------------------- recording

@@ -6,7 +6,11 @@ Port an objective that uses ``scipy.special`` by changing its import::
 
 On plain arrays these are scipy's functions; on :class:`numbad.Tensor` they
 record an op whose derivative is in the registry (``gammaln' = digamma``,
-``digamma' = polygamma(1, .)``, and so on to any order).
+``digamma' = polygamma(1, .)``, and so on to any order). Code that keeps
+calling ``scipy.special`` works too where scipy's function is a ufunc
+(``erf``, ``erfc``, ``gammaln``, ``digamma``/``psi``, ``expit``, ``logit``): a
+ufunc called on a Tensor arrives here. ``polygamma``, ``softplus`` and ``logsumexp`` are
+plain Python functions in scipy and need this module's import.
 
 >>> import numpy as np, numbad as nb
 >>> out, g = nb.vjp(lambda x: nb.special.erf(x).sum(), np.zeros(2))

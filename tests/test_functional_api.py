@@ -529,6 +529,8 @@ def test_grad_helpers_keep_dtypes_and_accept_floats():
     value, g = nb.value_and_grad(lambda x: x * x)(3.0)
     assert value == 9.0 and g == 6.0 and g.shape == ()
     assert nb.grad(lambda x: np.ones(1) * 2.0)(O(2)).tolist() == [0.0, 0.0]       # constant
+    with pytest.raises(TypeError, match="must be a float32 or float64 array or a Python float, not a list"):
+        nb.grad(lambda x: x.sum())([1.0, 2.0])
     assert nb.hessp(lambda x: x.sum() * 2.0)(O(2), O(2)).tolist() == [0.0, 0.0]   # linear
 
 

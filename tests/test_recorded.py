@@ -322,6 +322,8 @@ def test_inputs_must_match_the_recording():
     with pytest.raises(TypeError, match="2 inputs"):
         tape2((np.zeros(2),))
     # a 0-d input takes a number of its dtype, as nb.vjp does; another dtype is named
+    with pytest.raises(ValueError, match=r"tangent 0 has shape \(2, 4\)"):
+        tape.batch_jvp(np.zeros((2, 3)), np.zeros((2, 4)))
     scalar = nb.record(lambda x: x * 3.0, np.zeros((), np.float32))
     assert scalar(np.float32(2.0)) == np.float32(6.0)
     assert scalar.vjp(np.float32(2.0), np.float32(1.0))[1] == np.float32(3.0)
@@ -365,6 +367,9 @@ def test_pickle_and_save_load_round_trip(tmp_path):
     loaded = nb.Tape.load(path)
     _compare(loaded.vjp(ex), expected)
     assert loaded.summary().splitlines()[1] == tape.summary().splitlines()[1]
+    tape.save(tmp_path / "bare")          # numpy's savez adds .npz; load finds it as save named it
+    _compare(nb.Tape.load(tmp_path / "bare").vjp(ex), expected)
+    _compare(nb.Tape.load(str(tmp_path / "bare")).vjp(ex), expected)
 
 
 def test_loaded_tape_replays_in_a_fresh_process(tmp_path):
@@ -394,8 +399,28 @@ def _saved(tmp_path, f=None, example=None):
 
 
 def _write(path, arrays):
-    np.savez(path, **arrays)
+    """An edited file. Without its digest (the validators' tests): a file from before digests."""
+    np.savez(path, **{k: v for k, v in arrays.items() if k != "digest"})
     return path
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d.__setitem__("b0_ops", d["b0_ops"][:-1]),               # the last op cut off
+    lambda d: d["b0_template"].__setitem__(0, 1.5),                    # a constant changed
+    lambda d: d.__setitem__("digest", np.array("0" * 64)),
+])
+def test_a_file_that_is_not_the_tape_saved_is_rejected_by_its_digest(tmp_path, edit):
+    # each edit leaves a well-formed tape that the validators accept: only the digest tells
+    path, d = _saved(tmp_path)
+    edit(d)
+    np.savez(path, **d)
+    with pytest.raises(ValueError, match="do not match the digest"):
+        nb.Tape.load(path)
+    with pytest.raises(ValueError, match="do not match the digest"):
+        nb.Tape.__new__(nb.Tape).__setstate__(d)
+    if "digest" in d and str(d["digest"]) != "0" * 64:
+        d.pop("digest")
+        nb.Tape.load(_write(path, d))      # (accepted without one: a file from an earlier numbad)
 
 
 def test_truncated_file_is_rejected(tmp_path):
@@ -484,3 +509,76 @@ def test_node_held_indices_are_checked_on_replay():
     assert_close(out, [3.0, 2.0, 1.0])
     with pytest.raises(IndexError, match="out of range"):
         tape((x, np.array([0.9, 0.1, 0.2])))        # argsort + 1 reaches past the end
+
+
+# ----------------------------------------------------------------------------- outputs that differ by branch
+def _positive_or_constant(x):
+    if (x > 0).all():
+        return x.sum(), x * 2.0
+    return x.sum(), np.ones(3)           # the second output is a constant on this branch
+
+
+XA, XB = np.array([1.0, 2.0, 3.0]), np.array([-1.0, 2.0, 3.0])
+V2 = (1.0, np.array([1.0, 2.0, 3.0]))
+
+
+def test_tape_jvp_of_a_constant_output_is_zero():
+    f = lambda x: (x.sum(), np.ones(3))  # noqa: E731
+    tape = nb.record(f, XA)
+    expected = nb.jvp(f, XA, np.ones(3))[1]
+    got = tape.jvp(XA, np.ones(3))[1]
+    assert np.array_equal(got[1], np.zeros(3)) and np.array_equal(got[1], expected[1])
+    assert got[0] == expected[0] == 3.0
+    _, (bs, bc) = tape.batch_jvp(XA[None], np.ones((1, 3)))
+    assert np.array_equal(bc, np.zeros((1, 3))) and np.array_equal(bs, [3.0])
+
+
+def test_cotangents_are_packed_for_the_branch_that_runs():
+    tape = nb.record(_positive_or_constant, XA, retrace=True)
+    for x in (XB, XA, XB):               # the most recently used branch is tried first
+        out, g = tape.vjp(x, V2)
+        eout, eg = nb.vjp(_positive_or_constant, x, V2)
+        assert_close(g, eg)
+        assert_close(out[1], eout[1])
+    assert len(tape.branches) == 2
+
+    def head(x):
+        return x[int(x[0]):] * 2.0       # the output's shape depends on a read value
+    tape = nb.record(head, XA, retrace=True)
+    tape(np.array([2.0, 5.0, 6.0]))      # a second branch, output shape (1,)
+    assert_close(tape.vjp(XA, np.ones(2))[1], [0.0, 2.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"should be \(2,\) but got \(1,\)"):
+        tape.vjp(XA, np.ones(1))         # the branch that applies names its own shape
+
+
+def test_a_batch_mixes_branches_with_other_constant_outputs():
+    tape = nb.record(_positive_or_constant, XA, retrace=True)
+    X = np.stack([XA, XB, XA * 2, XB * 3])
+    V = (np.ones(4), np.arange(12.0).reshape(4, 3))
+    T = np.arange(12.0).reshape(4, 3) / 7.0
+    (s, second), g = tape.batch_vjp(X, V)
+    _, (js, jsecond) = tape.batch_jvp(X, T)
+    for b in range(4):
+        eout, eg = nb.vjp(_positive_or_constant, X[b], (V[0][b], V[1][b]))
+        assert_close(g[b], eg)
+        assert_close(second[b], eout[1])
+        _, ejv = nb.jvp(_positive_or_constant, X[b], T[b])
+        assert_close(js[b], ejv[0])
+        assert_close(jsecond[b], ejv[1])
+    # outputs whose shapes differ between samples cannot form a batch
+    tape = nb.record(lambda x: x[int(x[0]):] * 2.0, XA, retrace=True)
+    X = np.array([XA, [2.0, 5.0, 6.0]])
+    with pytest.raises(nb.BranchChanged, match="sample 1 of the batch took a branch whose result 0 "
+                                               r"has shape \(1,\), not \(2,\)"):
+        tape.batch_jvp(X, np.ones((2, 3)))
+    with pytest.raises(nb.BranchChanged, match=r"sample 1 of the batch took a branch with other output "
+                                               r"shapes: v has invalid size: should be \(1,\)"):
+        tape.batch_vjp(X, np.ones((2, 2)))
+
+
+def test_an_empty_batch_gives_empty_results():
+    tape = nb.record(lambda x, y: (np.sum(x * y), x * 2.0), (XA, XA))
+    (s, d), (gx, gy) = tape.batch_vjp((np.zeros((0, 3)), np.zeros((0, 3))), (np.zeros(0), np.zeros((0, 3))))
+    assert s.shape == (0,) and d.shape == (0, 3) and gx.shape == gy.shape == (0, 3)
+    _, (js, jd) = tape.batch_jvp((np.zeros((0, 3)), np.zeros((0, 3))), (np.zeros((0, 3)), np.zeros((0, 3))))
+    assert js.shape == (0,) and jd.shape == (0, 3)

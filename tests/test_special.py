@@ -37,3 +37,21 @@ def test_special_function(name):
         from helpers import assert_close, torch_vjp
         _, g = nb.vjp(f, x, np.ones(x.shape))
         assert_close(g, torch_vjp(tf, (x,), np.ones(x.shape))[1][0], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc", "gammaln", "digamma", "psi", "expit", "logit"])
+def test_scipy_special_ufuncs_on_tensors_record_numbads_op(name):
+    # code that calls scipy.special itself runs unchanged: its ufuncs reach numbad.special
+    x = U if name == "logit" else X
+    ours = getattr(nb.special, "digamma" if name == "psi" else name)
+    out, g = nb.vjp(lambda t: getattr(sp, name)(t).sum(), x)
+    eout, eg = nb.vjp(lambda t: ours(t).sum(), x)
+    assert out == eout and np.array_equal(g, eg)
+
+
+def test_a_scipy_special_ufunc_without_a_rule_is_named():
+    with pytest.raises(TypeError, match="numbad does not differentiate scipy.special.j0"):
+        nb.vjp(lambda t: sp.j0(t).sum(), X)
+    with pytest.raises(TypeError, match="numbad does not differentiate numpy.frexp"):
+        nb.vjp(lambda t: np.frexp(t)[0].sum(), X)
+

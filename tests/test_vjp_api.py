@@ -213,6 +213,30 @@ def test_asarray_of_tensor_raises():
         nb.vjp(lambda x: np.array(x), np.ones(2), np.ones(2))
 
 
+def test_calls_that_turn_a_tensor_into_a_python_float_raise():
+    import math
+    with pytest.raises(TypeError, match=r"math\.exp\(\) reads a Tensor as a plain Python float"):
+        nb.vjp(lambda x: math.exp(x) * x, 1.0)
+    with pytest.raises(TypeError, match=r"math\.sqrt\(\) reads"):
+        nb.vjp(lambda x: x * math.sqrt(     # a call written over two lines
+            x), 1.0)
+    out = np.zeros(2)
+
+    def fill(x):
+        out.fill(x)
+        return x * out.sum()
+    with pytest.raises((TypeError, ValueError)) as info:      # numpy wraps it in a ValueError
+        nb.vjp(fill, 1.0)
+    err = info.value if isinstance(info.value, TypeError) else info.value.__cause__
+    assert "out.fill() reads a Tensor as a plain Python float" in str(err)
+    # explicit reads, and reads whose result carries no derivative, stay allowed
+    for f, expected in ((lambda x: x * float(x), 2.0), (lambda x: x * np.float64(x), 2.0),
+                        (lambda x: x * int(x), 2.0), (lambda x: x * (1.0 if math.isfinite(x) else 0.0), 1.0),
+                        (lambda x: x * math.floor(x), 2.0), (lambda x: x * f"{float(x):.1f}".count("2"), 1.0),
+                        (lambda x: x * x.item(), 2.0)):
+        assert nb.vjp(f, 2.0)[1] == expected
+
+
 def test_unsupported_numpy_function_names_itself():
     with pytest.raises(TypeError, match=r"numpy\.linalg\.eig"):
         nb.vjp(lambda x: np.linalg.eig(x.reshape(2, 2))[0].sum(), np.ones(4))

@@ -107,18 +107,24 @@ def _cotangents(tape, branch, v, what):
 
 
 # ------------------------------------------------------------------------------ outputs
-def _outputs(tape, branch, flat, to_host, batch=None):
+def _outputs(tape, branch, flat, to_host, batch=None, tangents=False):
+    """Per-output results of a flat device result (``tangents``: constant outputs get zeros)."""
     if to_host:
-        return tape._unpack_outputs(branch, flat.copy_to_host(), batch)
+        return tape._unpack_outputs(branch, flat.copy_to_host(), batch, tangents)
     cuda = require()
     lead = () if batch is None else (batch,)
     outs, pos = [], 0
     for node, shape, dt, const in branch.out_spec:
         if node is None:
-            outs.append(cuda.to_device(np.ascontiguousarray(np.broadcast_to(const, lead + shape))))
+            if tangents:
+                outs.append(cuda.to_device(np.zeros(lead + shape, dt if dt.kind == "f" else flat.dtype)))
+            else:
+                outs.append(cuda.to_device(np.ascontiguousarray(np.broadcast_to(const, lead + shape))))
             continue
         n = int(np.prod(shape, dtype=np.int64))
         part = _part(flat, pos, n, batch)
+        if tangents and dt.kind != "f":
+            dt = flat.dtype               # tangents are floating (nb.jvp's rule)
         if dt != flat.dtype:              # boolean outputs of comparisons: converted on the host
             outs.append(cuda.to_device(part.copy_to_host().reshape(lead + shape).astype(dt)))
         else:
@@ -165,8 +171,8 @@ def call(tape, inputs, retrace, to_host):
 
 def vjp(tape, inputs, v, retrace, to_host):
     xs, host = _inputs(tape, inputs, "tape.vjp")
-    vs = _cotangents(tape, tape.branches[0], v, "vjp")
-    branch, (out, grad) = tape._run("vjp", xs, vs, inputs=host, retrace=retrace, impl=device_branch)
+    branch, (out, grad) = tape._run("vjp", xs, inputs=host, retrace=retrace, impl=device_branch,
+                                    per_branch=lambda b: (_cotangents(tape, b, v, "vjp"),))
     return _outputs(tape, branch, out, to_host), _per_input(tape, grad, to_host)
 
 
@@ -180,7 +186,7 @@ def jvp(tape, inputs, v, retrace, to_host):
     else:
         ts, _ = _inputs(tape, v, "the tangents of tape.jvp")
     branch, (out, jv) = tape._run("jvp", xs, ts, inputs=host, retrace=retrace, impl=device_branch)
-    return _outputs(tape, branch, out, to_host), _outputs(tape, branch, jv, to_host)
+    return _outputs(tape, branch, out, to_host), _outputs(tape, branch, jv, to_host, tangents=True)
 
 
 def jacobian(tape, inputs, retrace):
@@ -221,7 +227,7 @@ def batch(tape, method, inputs, v, retrace, to_host):
     X = tape._pack(inputs, f"tape.batch_{method}", batch=B)
     branch = tape.branches[0]
     if method == "vjp":
-        S = tape._pack_batch_v(branch, v, B)
+        branch, S = tape._batch_branch(v, B)
     else:
         v = _batch_inputs(tape, v)
         S = tape._pack(v, "the tangents of tape.batch_jvp", batch=B)
@@ -229,17 +235,22 @@ def batch(tape, method, inputs, v, retrace, to_host):
     status = status.copy_to_host()
     if (status >= 0).any():
         # samples on another branch: replayed one by one on the CPU (or retraced), as on the CPU
-        out, res = out.copy_to_host(), res.copy_to_host()
-        tape._redo_failed(status, branch, inputs, v, retrace, method, out, res)
+        outs = tape._unpack_outputs(branch, out.copy_to_host(), B)
+        vjp = method == "vjp"
+        res = (tape._unpack_inputs(res.copy_to_host(), B) if vjp
+               else tape._unpack_outputs(branch, res.copy_to_host(), B, tangents=True))
+        tape._redo_failed(status, branch, inputs, v, retrace, method, outs, res)
         if to_host:
-            return tape._unpack_outputs(branch, out, B), (tape._unpack_inputs(res, B) if method == "vjp"
-                                                          else tape._unpack_outputs(branch, res, B))
+            return outs, res
         cuda = require()
-        out, res = cuda.to_device(out), cuda.to_device(res)
+        to_device = lambda r, is_tuple: (tuple(cuda.to_device(a) for a in r) if is_tuple  # noqa: E731
+                                         else cuda.to_device(r))
+        return (to_device(outs, tape.is_outputs_tuple),
+                to_device(res, tape.is_inputs_tuple if vjp else tape.is_outputs_tuple))
     outs = _outputs(tape, branch, out, to_host, B)
     if method == "vjp":
         return outs, _per_input(tape, res, to_host, B)
-    return outs, _outputs(tape, branch, res, to_host, B)
+    return outs, _outputs(tape, branch, res, to_host, B, tangents=True)
 
 
 # ------------------------------------------------------------------------------ nb.vjp(device="cuda")

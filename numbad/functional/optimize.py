@@ -24,6 +24,9 @@ def _point(x, fn):
     if isinstance(x, tuple):
         raise TypeError(f"The x given to the function made by {fn} must be an array or a Python float, "
                         "not a tuple: it differentiates its first argument only.")
+    if isinstance(x, (list, dict, str, bytes)) or x is None:
+        raise TypeError(f"The x given to the function made by {fn} must be a float32 or float64 array "
+                        f"or a Python float, not a {type(x).__name__}.")
     return as_input_tuple(x, fn)[1]
 
 

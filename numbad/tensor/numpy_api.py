@@ -17,7 +17,9 @@ function: numbad never drops a derivative silently.
 """
 from __future__ import annotations
 
+import ast
 import dis
+import linecache
 import operator
 import sys
 from collections import namedtuple
@@ -153,6 +155,24 @@ _LOGICAL_ALIASES = {np.bitwise_and: "logical_and", np.bitwise_or: "logical_or",
                     np.bitwise_xor: "logical_xor", np.invert: "logical_not"}
 
 
+def _scipy_special(ufunc):
+    """For a ``scipy.special`` ufunc: numbad's function of that name (:mod:`numbad.special`), or
+    ``True`` where numbad has none; ``None`` for other ufuncs."""
+    sp = sys.modules.get("scipy.special")
+    if sp is None or getattr(sp, getattr(ufunc, "__name__", ""), None) is not ufunc:
+        return None
+    from .. import special
+    for name in special.__all__:
+        if getattr(sp, name, None) is ufunc:
+            return getattr(special, name)
+    return True
+
+
+def _ufunc_name(ufunc):
+    name = getattr(ufunc, "__name__", str(ufunc))
+    return f"scipy.special.{name}" if _scipy_special(ufunc) is not None else f"numpy.{name}"
+
+
 def apply_ufunc(ufunc, args, kwargs):
     if ufunc is np.matmul:
         if kwargs:
@@ -169,7 +189,13 @@ def apply_ufunc(ufunc, args, kwargs):
     else:
         op = BY_UFUNC.get(ufunc)
         if op is None:
-            raise not_differentiable(f"numpy.{name}")
+            special = _scipy_special(ufunc)
+            if special is None:
+                raise not_differentiable(_ufunc_name(ufunc))
+            if special is not True and not kwargs:
+                return special(*args)
+            raise not_differentiable(_ufunc_name(ufunc), "call it without keyword arguments"
+                                     if special is not True else "")
     dtype = kwargs.pop("dtype", None)
     if kwargs:
         reject(f"np.{name}", **kwargs)
@@ -339,10 +365,63 @@ def _stored_into_array(frame):
         return False
 
 
+#: Calls that may turn a Tensor into a Python float: explicit conversions (by a type's name),
+#: and functions whose result carries no derivative anyway (a truth value, an integer).
+_EXPLICIT_READS = frozenset({
+    "float", "int", "float64", "float32", "float16", "double", "single", "int64", "int32",
+    "isnan", "isinf", "isfinite", "isclose", "floor", "ceil", "trunc", "round", "str", "repr", "format"})
+_CALLS = frozenset(dis.opmap[n] for n in ("CALL", "CALL_FUNCTION", "CALL_METHOD", "CALL_KW",
+                                          "CALL_FUNCTION_EX", "CALL_FUNCTION_KW") if n in dis.opmap)
+_implicit_calls = {}          # (code, offset) -> the callee's source, or None: decided once per site
+
+
+def _implicit_float(frame):
+    """The callee of a call such as ``math.exp(t)`` or ``a.fill(t)`` that the caller is running,
+    where the call itself turns the Tensor into a Python float (``float(t)`` and the reads in
+    ``_EXPLICIT_READS`` are not such calls); ``None`` otherwise, or where the source is unknown.
+
+    Python passes no hint of who asks ``__float__``: the call's source text, located by the
+    code's positions table (Python 3.11+), names it.
+    """
+    try:
+        code, at = frame.f_code, frame.f_lasti
+    except AttributeError:
+        return None
+    key = (code, at)
+    if key in _implicit_calls:
+        return _implicit_calls[key]
+    callee = None
+    try:
+        if code.co_code[at] in _CALLS and hasattr(code, "co_positions"):
+            line, end_line, col, end_col = list(code.co_positions())[at // 2]
+            lines = linecache.getlines(code.co_filename, frame.f_globals)
+            if line and end_line and col is not None and end_col is not None and len(lines) >= end_line:
+                text = [ln.encode() for ln in lines[line - 1:end_line]]      # columns count bytes
+                text[-1] = text[-1][:end_col]
+                text[0] = text[0][col:]
+                call = ast.parse(b"".join(text).decode(), mode="eval").body
+                if isinstance(call, ast.Call):
+                    f = call.func
+                    name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                    if name not in _EXPLICIT_READS:
+                        callee = ast.unparse(f)
+    except (SyntaxError, ValueError, IndexError, UnicodeDecodeError):
+        callee = None
+    _implicit_calls[key] = callee
+    return callee
+
+
 def _read_scalar(self, conv, caller):
     """Read a one-element Tensor as a Python number, recording a guard on the value."""
     if _stored_into_array(caller):
         _array(self)
+    if conv is float:
+        callee = _implicit_float(caller)
+        if callee is not None:
+            raise TypeError(
+                f"numbad: {callee}() reads a Tensor as a plain Python float, which would drop its "
+                "derivative silently. Use numpy's function on the Tensor (np.exp(t) for math.exp(t)), "
+                "or float(t) to read the value explicitly (no derivative flows through it).")
     v = self._v
     if np.size(v) != 1:
         raise TypeError("only single-element Tensors can be converted to Python scalars")

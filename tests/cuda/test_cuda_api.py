@@ -107,6 +107,35 @@ def test_guards_on_the_device():
         fresh.batch_vjp(Xb, np.ones(3), device="cuda")
 
 
+def positive_or_constant(x):
+    if (x > 0).all():
+        return x.sum(), x * 2.0
+    return x.sum(), np.ones(3)           # the second output is a constant on this branch
+
+
+def test_branches_with_other_constant_outputs_on_the_device():
+    xa, xb = np.array([1.0, 2.0, 3.0]), np.array([-1.0, 2.0, 3.0])
+    v = (1.0, np.array([1.0, 2.0, 3.0]))
+    tape = nb.record(positive_or_constant, xa, retrace=True, device="cuda")
+    for x in (xb, xa):                   # cotangents packed for the branch that runs
+        assert_matches(tape.vjp(x, v)[1], nb.vjp(positive_or_constant, x, v)[1])
+    _, (_, jc) = tape.jvp(xb, np.ones(3))
+    assert np.array_equal(jc, np.zeros(3))            # a constant output's tangent is zero
+    X = np.stack([xa, xb, 2 * xb])
+    V = (np.ones(3), np.arange(9.0).reshape(3, 3))
+    T = np.arange(9.0).reshape(3, 3) / 7.0
+    for to_host in (True, False):
+        (_, second), G = tape.batch_vjp(X, V, to_host=to_host)
+        _, (_, jsecond) = tape.batch_jvp(X, T, to_host=to_host)
+        if not to_host:
+            second, G, jsecond = second.copy_to_host(), G.copy_to_host(), jsecond.copy_to_host()
+        for b in range(3):
+            eout, eg = nb.vjp(positive_or_constant, X[b], (V[0][b], V[1][b]))
+            assert_matches(G[b], eg)
+            assert_matches(second[b], eout[1])
+            assert_matches(jsecond[b], nb.jvp(positive_or_constant, X[b], T[b])[1][1])
+
+
 def test_lorenz_ensemble_bit_for_bit_and_chunked(monkeypatch):
     args, _ = lorenz_inputs(np.random.default_rng(0))
     tape = nb.record(lambda *a: lorenz(*a, steps=4), args)

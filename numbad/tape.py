@@ -17,6 +17,7 @@ Recording is thread-local: each thread has its own stack of active tapes.
 """
 from __future__ import annotations
 
+import struct
 import threading
 from contextlib import contextmanager
 
@@ -32,6 +33,12 @@ _INITIAL_ARENA = 256
 BIG = 1 << 16
 
 _local = threading.local()
+
+
+def _int64(values):
+    """A list of Python ints as a writable int64 array. ``struct`` packs them about three times
+    faster than ``np.array`` converts them (a tape's op rows are most of a small call's ints)."""
+    return np.frombuffer(bytearray(struct.pack(f"{len(values)}q", *values)), np.int64)
 
 
 def active_tapes():
@@ -231,13 +238,13 @@ class Recording:
     # ------------------------------------------------------------------ arrays for the sweeps
     def ipool(self):
         if not self._ipool_chunks:
-            return np.array(self._ipool, dtype=np.int64)
+            return _int64(self._ipool)
         parts, prev = [], 0
         for _, at, chunk in self._ipool_chunks:
-            parts.append(np.array(self._ipool[prev:at], dtype=np.int64))
+            parts.append(_int64(self._ipool[prev:at]))
             parts.append(chunk)
             prev = at
-        parts.append(np.array(self._ipool[prev:], dtype=np.int64))
+        parts.append(_int64(self._ipool[prev:]))
         return np.concatenate(parts)
 
     def arrays(self):
@@ -252,20 +259,20 @@ class Recording:
             ops, off, size, ip = c[3:]
         elif c is not None and not self._ipool_chunks:
             o0, n0 = c[0], c[1]
-            ops = np.concatenate([c[3], np.array(self.ops[o0 * OP_WIDTH:], np.int64).reshape(-1, OP_WIDTH)])
-            off = np.concatenate([c[4], np.array(self.node_off[n0:], np.int64)])
-            size = np.concatenate([c[5], np.array(self.node_size[n0:], np.int64)])
-            ip = np.concatenate([c[6], np.array(self._ipool[c[2]:], np.int64)])
-        elif n_ops * OP_WIDTH + 2 * n_nodes + n_ip < 4096 and not self._ipool_chunks:
+            ops = np.concatenate([c[3], _int64(self.ops[o0 * OP_WIDTH:]).reshape(-1, OP_WIDTH)])
+            off = np.concatenate([c[4], _int64(self.node_off[n0:])])
+            size = np.concatenate([c[5], _int64(self.node_size[n0:])])
+            ip = np.concatenate([c[6], _int64(self._ipool[c[2]:])])
+        elif n_ops * OP_WIDTH + 2 * n_nodes + n_ip < 1 << 16 and not self._ipool_chunks:
             # small tapes: one conversion, then views
-            flat = np.array(self.ops + self.node_off + self.node_size + self._ipool, np.int64)
+            flat = _int64(self.ops + self.node_off + self.node_size + self._ipool)
             a, b = n_ops * OP_WIDTH, n_ops * OP_WIDTH + n_nodes
             ops = flat[:a].reshape(-1, OP_WIDTH)
             off, size, ip = flat[a:b], flat[b:b + n_nodes], flat[b + n_nodes:]
         else:
-            ops = np.array(self.ops, np.int64).reshape(-1, OP_WIDTH)
-            off = np.array(self.node_off, np.int64)
-            size = np.array(self.node_size, np.int64)
+            ops = _int64(self.ops).reshape(-1, OP_WIDTH)
+            off = _int64(self.node_off)
+            size = _int64(self.node_size)
             ip = self.ipool()
         self._cache = (n_ops, n_nodes, n_ip, ops, off, size, ip)
         return ops, off, size, ip, self.arena[: self.top]

@@ -237,6 +237,23 @@ def test_calls_that_turn_a_tensor_into_a_python_float_raise():
         assert nb.vjp(f, 2.0)[1] == expected
 
 
+def test_format_specs_work_on_zero_dimensional_tensors_as_on_numpy_arrays():
+    seen = []
+
+    def f(x):
+        seen.append((f"{x:.3f}", format(x, "8.2e"), f"{np.sum(x * 2.0):.1f}"))
+        return x * 2.0
+    assert nb.vjp(f, 1.5)[1] == 2.0
+    assert seen == [("1.500", "1.50e+00", "3.0")]
+    with pytest.raises(TypeError, match="unsupported format string"):      # numpy's rule: 0-d only
+        nb.vjp(lambda x: (f"{x:.3f}", x)[1], np.ones(2), np.ones(2))
+    # on a recorded tape a formatted value is a read like float(t): a guard
+    tape = nb.record(lambda x: (f"{x:.1f}", x * 2.0)[1], np.array(1.0))
+    assert tape(np.array(1.0)) == 2.0
+    with pytest.raises(nb.BranchChanged):
+        tape(np.array(2.0))
+
+
 def test_unsupported_numpy_function_names_itself():
     with pytest.raises(TypeError, match=r"numpy\.linalg\.eig"):
         nb.vjp(lambda x: np.linalg.eig(x.reshape(2, 2))[0].sum(), np.ones(4))

@@ -438,6 +438,14 @@ def _index(self):
     return _read_scalar(self, int, sys._getframe(1))
 
 
+def _format(self, spec):
+    """``f"{t:.3f}"`` as numpy formats a 0-d array (a read of the value: a guard on a recorded tape)."""
+    if not spec:
+        return str(self)
+    v = read_value(self, "format")
+    return format(v[()] if v.ndim == 0 else v, spec)
+
+
 def detach(self):
     """The values as a new plain ``ndarray`` (no derivative flows through them).
 
@@ -514,6 +522,7 @@ def _install():
                       doc="numpy's ``x.size`` (an int) that PyTorch's ``x.size(dim)`` can also call.")
     T.dtype = property(lambda s: s._v.dtype)
     T.__repr__ = _repr
+    T.__format__ = _format
     T.__str__ = _repr
     T.__len__ = _len
     T.__bool__ = _bool

@@ -362,7 +362,7 @@ class Tape:
         return other
 
     def _on_device(self, to_host):
-        if to_host not in (True, False):
+        if not isinstance(to_host, (bool, np.bool_)):
             raise TypeError(f"to_host must be True or False, got {to_host!r}")
         if self.device == "cpu":
             return None
@@ -849,10 +849,10 @@ def _put_sample(batch, sample, b, is_tuple):
 
 
 # ------------------------------------------------------------------------------- recording
-def _record_branch(func, inputs):
+def _record_branch(func, inputs, fn="record"):
     call = Call(inputs, create_graph=False, replayable=True)
     outputs = call.run(func)
-    is_outputs_tuple, outputs = as_output_tuple(outputs, "record")
+    is_outputs_tuple, outputs = as_output_tuple(outputs, fn)
     return Branch.freeze(call.tape, call.input_nodes, outputs), is_outputs_tuple
 
 
@@ -875,10 +875,15 @@ def record(func, example_inputs, retrace=False, device="cpu"):
     ...
     numbad.recorded.BranchChanged: a branch decided by a comparison at ...
     """
+    return _record(func, example_inputs, retrace, device, "record")
+
+
+def _record(func, example_inputs, retrace, device, fn):
+    """:func:`record`, its errors naming ``fn`` (``nb.vjp(device="cuda")`` records too)."""
     from .cuda import check_device
     check_device(device)
-    is_inputs_tuple, inputs = as_input_tuple(example_inputs, "record")
-    branch, is_outputs_tuple = _record_branch(func, inputs)
+    is_inputs_tuple, inputs = as_input_tuple(example_inputs, fn)
+    branch, is_outputs_tuple = _record_branch(func, inputs, fn)
     shapes = [np.shape(x._v if type(x) is Tensor else x) for x in inputs]
     dtypes = [x.dtype for x in inputs]
     tape = Tape([branch], shapes, dtypes, is_inputs_tuple, is_outputs_tuple, func=func, retrace=retrace)

@@ -55,6 +55,13 @@ def current_tape():
     return stack[-1] if stack else None
 
 
+def _finished():
+    return RuntimeError(
+        "numbad: this Tensor belongs to a numbad call that has finished (its tape is released): "
+        "compute with it inside the function being differentiated, or read its values with "
+        "t.detach()")
+
+
 class Guard:
     """A value-dependent decision Python control flow took while recording."""
 
@@ -110,6 +117,8 @@ class Recording:
         return len(self.ops) // OP_WIDTH
 
     def _reserve(self, n):
+        if self.arena is None:
+            raise _finished()
         end = self.top + n
         if end > self.arena.shape[0]:
             cap = max(end, 2 * self.arena.shape[0])
@@ -168,6 +177,7 @@ class Recording:
         """The recording is finished with: offer its arena for reuse by the next one."""
         arena = self.arena
         self.arena = None
+        self.cap = -1                 # every later write reaches _reserve, which explains
         buffers.give(arena)
 
     def promote(self, dtype):
@@ -197,6 +207,8 @@ class Recording:
 
     def value(self, node):
         """The stored values of ``node`` (a read-only view; numpy scalar when 0-d)."""
+        if self.arena is None:
+            raise _finished()
         off = self.node_off[node]
         shape = self.node_shape[node]
         if not shape:

@@ -162,17 +162,26 @@ def test_writes_through_a_basic_index_reach_the_array():
     check_derivatives(f, (X,))
 
 
-def test_slices_taken_before_a_write_keep_their_values():
-    seen = {}
+def _views_see_later_writes(x, xp=np):
+    """Named views into a state array updated in place (simulation code): numpy's views
+    see every later write into their base, and so must numbad's."""
+    y = xp.copy(x) if xp is np else x.copy()
+    row, col, flat, tr = y[0], y[:, 1], y.reshape(-1), y.T
+    sub = row[1:]                                   # a view of a view
+    y[0, 1] = 100.0 * x[1, 2]                       # seen by row, col, flat, tr and sub
+    y += 0.5 * x                                    # all of them again
+    col[2] = x[0, 0] ** 2                           # a write through a view: y, then the others
+    sub *= 3.0                                      # through a view of a view
+    return [row * 1.0, col * 1.0, flat * 1.0, tr * 1.0, sub * 1.0, y * 1.0]
 
+
+def test_views_see_later_writes_into_their_base_as_in_numpy():
     def f(x):
-        y = np.copy(x)
-        s = y[0]
-        y[0, 0] = 100.0
-        seen["s"] = s.detach()
-        return y
-    nb.vjp(f, X, np.ones(X.shape))
-    assert_close(seen["s"], X[0])     # a copy: numpy's view would show 100.0
+        return np.concatenate([np.ravel(p) for p in _views_see_later_writes(x)])
+    expected = np.concatenate([np.ravel(p) for p in _views_see_later_writes(X.copy())])
+    out, _ = nb.vjp(f, X, np.ones(expected.shape))
+    assert np.array_equal(out, expected)
+    check_derivatives(f, (X,))
 
 
 def test_fancy_index_results_are_copies_as_in_numpy():
@@ -303,9 +312,11 @@ def test_the_same_read_twice_is_one_node_until_a_write():
         y = np.copy(x)
         first = np.sum(y[1:] * 2.0) + np.sum(y[1:] ** 2)
         before = y[1:]
+        node = before._node
         y[2] = 7.0 * y[0]                          # a write: y is a new node ...
         after = y[1:]                              # ... so this read is a new one
-        assert after._node != before._node and after.detach()[1] == 7.0 * x.detach()[0]
+        assert after._node != node and after.detach()[1] == 7.0 * x.detach()[0]
+        assert before._node == after._node         # (the view taken before is read again)
         return first + np.sum(np.sin(after))
     check_derivatives(f, (V,))
     _, grad = nb.vjp(lambda x: np.sum(x[1:] * 2.0) + np.sum(x[1:] ** 2), np.arange(4.0))
@@ -341,3 +352,31 @@ def test_the_same_large_op_twice_is_one_node_until_a_write():
     p, q = call.run(lambda t: (t * 3.0, t * np.float64(3.0)))
     assert p._node != q._node and q.detach().dtype == np.float64
     assert np.array_equal(q.detach(), x32.astype(np.float64) * 3.0)
+
+
+@pytest.mark.parametrize("read", [np.flip, lambda t: t[()], lambda t: np.flip(t, axis=None)[...]])
+def test_views_of_a_zero_dimensional_tensor_read_its_element(read):
+    # numpy copies here rather than viewing (np.flip of a 0-d array is a new scalar): the read's
+    # geometry comes from element indices, not from a pointer into unrelated memory
+    x = np.array(0.7)
+    out, g = nb.vjp(lambda t: read(t) * 2.0, x)
+    assert out == 1.4 and g == 2.0
+    assert nb.jvp(lambda t: read(t) * 2.0, x, np.array(1.0))[1] == 2.0
+    tape = nb.record(lambda t: read(t) * 2.0, x)
+    assert tape.vjp(np.array(-3.0))[1] == 2.0
+
+
+def test_add_at_with_repeated_indices_gives_numpys_value():
+    # numpy adds repeated entries one at a time: (1 + 1e-16) + 1e-16 stays 1.0
+    def f(x):
+        y = x.copy()
+        np.add.at(y, [0, 0], [1e-16, 1e-16])
+        np.add.at(y.T, ([1, 1], [0, 0]), x[0] * 1e-16)    # through a transposed view too
+        return y
+    x = np.array([[1.0, 0.0], [0.5, 2.0]])
+    expected = x.copy()
+    np.add.at(expected, [0, 0], [1e-16, 1e-16])
+    np.add.at(expected.T, ([1, 1], [0, 0]), x[0] * 1e-16)
+    out, g = nb.vjp(f, x, np.ones((2, 2)))
+    assert np.array_equal(out, expected)
+    assert_close(g, [[1.0 + 2e-16, 1.0], [1.0, 1.0]])

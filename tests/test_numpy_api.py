@@ -18,6 +18,7 @@ from numbad.tensor.backward import backward
 from numbad.tensor.numpy_api import API
 
 from check import check_derivatives
+from helpers import assert_close
 
 rng = np.random.default_rng(11)
 X3 = rng.standard_normal((2, 3, 4))
@@ -448,3 +449,57 @@ def test_a_replayed_tape_recomputes_value_dependent_choices(spelling, f):
     assert np.allclose(vals[off[o]:off[o] + size[o]].reshape(out.shape), expected, rtol=1e-12, atol=1e-12)
     g = sweeps.reverse(tape, call.begin, tape.n_ops, [n], [(o, v)])[0].reshape(x2.shape)
     assert np.allclose(g, g_expected, rtol=1e-10, atol=1e-12)
+
+
+X32 = (0.1 * np.arange(1, 61)).astype(np.float32).reshape(6, 10)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.sum(x, dtype=np.float64), lambda x: np.sum(x, axis=0, dtype=np.float64),
+    lambda x: np.mean(x, dtype=np.float64), lambda x: np.mean(x, axis=1, dtype=np.float32),
+    lambda x: np.prod(x / 5.0, axis=1, dtype=np.float64), lambda x: np.cumsum(x, dtype=np.float64),
+    lambda x: np.cumprod(x / 5.0, axis=1, dtype=np.float64), lambda x: np.var(x, dtype=np.float64),
+    lambda x: np.std(x, axis=0, dtype=np.float64), lambda x: np.exp(x / 10.0, dtype=np.float64),
+    lambda x: np.add(x, np.float32(0.1), dtype=np.float64), lambda x: x ** np.float64(0.5),
+    lambda x: np.power(x, np.float64(2)), lambda x: x ** np.int64(2), lambda x: x ** 2,
+    lambda x: x ** np.float32(-1.0),
+], ids=["sum", "sum-axis", "mean", "mean-f32", "prod", "cumsum", "cumprod", "var", "std", "exp",
+        "add", "pow-f64-half", "power-f64-2", "pow-i64-2", "pow-2", "pow-f32-reciprocal"])
+def test_dtype_arguments_and_numpy_scalar_exponents_give_numpys_values(f):
+    # dtype= casts the elements before computing; a numpy scalar exponent takes part in promotion
+    expected = f(X32)
+    out, g = nb.vjp(f, X32, np.ones(np.shape(expected), expected.dtype))
+    assert out.dtype == expected.dtype and np.array_equal(out, expected)
+    assert g.dtype == np.float32
+    _, g64 = nb.vjp(f, X32.astype(np.float64), np.ones(np.shape(expected)))
+    assert_close(g, g64, rtol=2e-5, atol=1e-5, what="float32 inputs, gradient")
+
+
+def test_integer_dtype_arguments_are_refused():
+    for f in (lambda x: np.sum(x, dtype=np.int64), lambda x: np.prod(x, dtype=np.int64),
+              lambda x: np.cumsum(x, dtype=np.int64)):
+        with pytest.raises(TypeError, match="drop the derivative"):
+            nb.vjp(f, np.array([0.6, 0.7]), np.ones(np.shape(f(np.array([0.6, 0.7])))))
+
+
+def test_flattening_orders_and_pytorch_flatten():
+    x3 = np.arange(24.0).reshape(2, 3, 4)
+    for f, ref in ((lambda x: x.flatten("F"), x3.flatten("F")), (lambda x: x.flatten(order="F"), x3.flatten("F")),
+                   (lambda x: np.ravel(x, "F"), np.ravel(x3, "F")), (lambda x: x.flatten(), x3.flatten()),
+                   (lambda x: np.ravel(x[:1, :1], order="K"), np.ravel(x3[:1, :1], order="K"))):
+        out, g = nb.vjp(lambda x: f(x) * np.arange(ref.size), x3, np.ones(ref.size))
+        assert np.array_equal(out, ref * np.arange(ref.size))
+        expected = np.zeros(x3.size)
+        np.add.at(expected, f(np.arange(24).reshape(2, 3, 4)), np.arange(ref.size))
+        assert np.array_equal(g.reshape(-1), expected)
+    for args in ((1,), (0, 1), (), (-2, -1)):                 # PyTorch's start_dim, end_dim
+        out = nb.vjp(lambda x: x.flatten(*args), x3, np.ones(torch.tensor(x3).flatten(*args).shape))[0]
+        assert np.array_equal(out, torch.tensor(x3).flatten(*args).numpy())
+    with pytest.raises(TypeError, match="follows the memory layout"):
+        nb.vjp(lambda x: np.ravel(x.T, order="K"), x3, np.ones(24))
+
+    def write(x):                       # ravel(order='F') is a copy in numpy: no write-through
+        y = x.copy()
+        np.ravel(y, "F")[0] = 100.0
+        return y
+    assert np.array_equal(nb.vjp(write, x3, np.ones(x3.shape))[0], x3)

@@ -582,3 +582,19 @@ def test_an_empty_batch_gives_empty_results():
     assert s.shape == (0,) and d.shape == (0, 3) and gx.shape == gy.shape == (0, 3)
     _, (js, jd) = tape.batch_jvp((np.zeros((0, 3)), np.zeros((0, 3))), (np.zeros((0, 3)), np.zeros((0, 3))))
     assert js.shape == (0,) and jd.shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_replay_sums_as_numpy_does_so_a_read_sum_holds_its_guard(dtype):
+    # numpy's pairwise summation, reproduced by the replay to the bit: a tape that reads a sum
+    # (a value guard) replays at its recording input, and other sums agree with numpy exactly
+    rng = np.random.default_rng(0)
+    for n in (5, 40, 129, 1000, 5003):
+        x = rng.standard_normal(n).astype(dtype)
+        f = lambda x: x * float(np.sum(x))               # noqa: E731 (no transcendental: exact)
+        tape = nb.record(f, x)
+        assert np.array_equal(tape(x), f(x))
+        assert np.array_equal(tape.batch_vjp(x[None], np.ones((1, n), dtype))[0], f(x)[None])
+        m = rng.standard_normal((3, n)).astype(dtype)
+        sums = lambda a: np.sum(a, axis=1) + np.sum(a[:, None], axis=(1, 2)) * 0.5 + np.sum(a)  # noqa: E731
+        assert np.array_equal(nb.record(sums, m)(m * 2), sums(m * 2))

@@ -405,3 +405,24 @@ def test_tensor_attributes():
         assert repr(x).startswith("Tensor(")
         return x
     nb.vjp(f, np.ones((2, 3)), np.ones((2, 3)))
+
+
+def test_membership_and_round_as_numpy_scalars_and_arrays():
+    def f(x):
+        assert 2.0 in x and 5.0 not in x                    # numpy's (x == v).any()
+        s = np.sum(x)                                       # a numpy scalar in numpy: round() works
+        assert round(s) == 6 and isinstance(round(s), int)
+        return round(s * 1.23456, 2) * x
+    out, g = nb.vjp(f, np.array([1.0, 2.0, 3.0]), np.ones(3))
+    assert np.allclose(out, 7.41 * np.array([1.0, 2.0, 3.0])) and np.allclose(g, 7.41)
+    with pytest.raises(TypeError, match="__round__"):
+        nb.vjp(lambda x: round(x, 1), np.ones(2), np.ones(2))
+
+
+def test_a_tensor_used_after_its_call_has_finished_says_so():
+    kept = []
+    nb.vjp(lambda x: (kept.append(x * 2.0), x.sum())[1], np.ones(3))
+    assert np.array_equal(kept[0].detach(), [2.0, 2.0, 2.0])        # reading it still works
+    for use in (lambda t: t + 1.0, lambda t: np.exp(t), lambda t: t[1:] * t[:-1], lambda t: t + np.ones((2, 3))):
+        with pytest.raises(RuntimeError, match="belongs to a numbad call that has finished"):
+            use(kept[0])

@@ -119,7 +119,7 @@ def _outputs(tape, branch, flat, to_host, batch=None, tangents=False):
             if tangents:
                 outs.append(cuda.to_device(np.zeros(lead + shape, dt if dt.kind == "f" else flat.dtype)))
             else:
-                outs.append(cuda.to_device(np.ascontiguousarray(np.broadcast_to(const, lead + shape))))
+                outs.append(cuda.to_device(np.array(np.broadcast_to(const, lead + shape))))  # (0-d stays 0-d)
             continue
         n = int(np.prod(shape, dtype=np.int64))
         part = _part(flat, pos, n, batch)
@@ -183,6 +183,12 @@ def jvp(tape, inputs, v, retrace, to_host):
             raise RuntimeError("The vector v can only be None if the input to the user-provided "
                                "function is a single Tensor with a single element.")
         ts = [np.ones(1, tape._dtype())]
+    elif not any(is_device_array(t) for t in (v if tape.is_inputs_tuple and isinstance(v, tuple) else (v,))):
+        # host tangents: PyTorch's rules for v and the tape's dtype, as tape.jvp on the CPU
+        from ..functional._common import as_v_tuple, validate_v
+        dummies = tuple(np.empty(s, d) for s, d in zip(tape.in_shapes, tape.in_dtypes))
+        v = validate_v(as_v_tuple(v, "jvp"), dummies, tape.is_inputs_tuple)
+        ts = [np.ascontiguousarray(np.ravel(t), tape._dtype()) for t in v]
     else:
         ts, _ = _inputs(tape, v, "the tangents of tape.jvp")
     branch, (out, jv) = tape._run("jvp", xs, ts, inputs=host, retrace=retrace, impl=device_branch)
@@ -256,7 +262,7 @@ def batch(tape, method, inputs, v, retrace, to_host):
 # ------------------------------------------------------------------------------ nb.vjp(device="cuda")
 def functional_vjp(func, inputs, v, create_graph, strict, to_host):
     """``nb.vjp`` on the GPU: record on the CPU, then forward replay and reverse sweep on the device."""
-    from ..recorded import record
+    from ..recorded import _record
     from ..tape import current_tape
     if create_graph:
         raise ValueError("nb.vjp(device='cuda') computes plain values: create_graph=True needs "
@@ -264,7 +270,7 @@ def functional_vjp(func, inputs, v, create_graph, strict, to_host):
     if current_tape() is not None:
         raise ValueError("nb.vjp(device='cuda') cannot run inside a function that numbad is "
                          "differentiating or recording; use device='cpu' there")
-    tape = record(func, inputs, device="cuda")
+    tape = _record(func, inputs, False, "cuda", "vjp")      # (its errors read as nb.vjp's)
     branch = tape.branches[0]
     if strict:
         plan = device_branch(branch).plan

@@ -144,7 +144,7 @@ class DeviceBranch(KindOps):
             self.d_err.copy_to_device(np.array([NO_ERROR], np.int64))
         for pos, row in enumerate(self.fwd_rows):
             if row[0] == GUARD:
-                _, yo, n, kind, _, _, _, _, _, eoff, _, gi = row
+                _, yo, n, _, kind, _, _, _, _, eoff, _, gi = row      # (plan.py: the kind is in C_SA)
                 self._launch(K.k_guard, n, vals, yo, n, kind, self.d_gexp, eoff, failed, gi)
             else:
                 self._forward_op(row, vals, pos)

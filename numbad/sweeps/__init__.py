@@ -21,7 +21,7 @@ import numpy as np
 from .. import buffers
 
 #: Per-thread scratch of the kernels, int64: [0, 64) walk counters (up to 64 dims), [64, 72)
-#: float64 partial sums (``kernels._sum_run``), the last 10 BLAS arguments (``kernels.gemm``).
+#: unused, the last 10 BLAS arguments (``kernels.gemm``).
 WORKSPACE = 88
 
 _G = None

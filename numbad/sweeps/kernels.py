@@ -208,26 +208,78 @@ def gather_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
 
 @_jit
 def _sum_run(a, ws):
-    """The sum of ``a`` (a contiguous run) from eight interleaved partial sums (as in numpy's
-    pairwise summation; held in ``ws``, float64 whatever ``a``'s dtype), combined pairwise:
-    one chain of additions runs four times slower. Short runs are summed in order."""
+    """The sum of ``a`` (a contiguous run) exactly as numpy computes it (``pairwise_sum`` in
+    numpy's ``loops_utils.h``), in ``a``'s own dtype: a replay then reproduces numpy's value to
+    the bit, and a guard on a read sum holds at the recording input. (``ws`` is unused.)
+
+    numpy splits a run longer than 128 in two, at a multiple of 8 below the middle, until the
+    pieces are at most 128 long (:func:`_block_sum`), and adds the two halves' sums: the same
+    tree is walked here with a stack (a recursive function cannot be cached)."""
     n = a.size
-    if n < 64:
-        s = 0.0
-        for t in range(n):
-            s += a[t]
+    if n == 0:
+        return 0.0
+    if n <= 128:
+        return np.float64(_block_sum(a, 0, n))
+    lo = np.empty(64, np.int64)        # per frame: start, length, halves done so far
+    ln = np.empty(64, np.int64)
+    done = np.empty(64, np.int64)
+    first = np.empty(64, a.dtype)      # per frame: the first half's sum
+    lo[0], ln[0], done[0] = 0, n, 0
+    top = 0
+    result = a[0]
+    while top >= 0:
+        if ln[top] <= 128 or done[top] == 2:
+            v = _block_sum(a, lo[top], ln[top]) if ln[top] <= 128 else first[top] + result
+            top -= 1
+            if top < 0:
+                result = v
+            elif done[top] == 1:
+                first[top] = v
+            else:
+                result = v             # (the second half's sum: its parent adds it next)
+            continue
+        half = ln[top] // 2
+        half -= half % 8
+        if done[top] == 0:
+            done[top] = 1
+            lo[top + 1], ln[top + 1] = lo[top], half
+        else:
+            done[top] = 2
+            lo[top + 1], ln[top + 1] = lo[top] + half, ln[top] - half
+        done[top + 1] = 0
+        top += 1
+    return np.float64(result)
+
+
+@_jit
+def _block_sum(a, lo, n):
+    """numpy's sum of a[lo:lo + n], 1 <= n <= 128, in ``a``'s dtype: fewer than 8 in order
+    (from 0, so that -0.0 alone sums to 0.0); else eight interleaved partial sums, combined
+    pairwise, then the rest in order."""
+    if n < 8:
+        s = a[lo]
+        if s == 0.0:
+            s = abs(s)
+        for i in range(lo + 1, lo + n):
+            s += a[i]
         return s
-    m = n // 8
-    r = ws[64:72].view(np.float64)
-    for j in range(8):
-        r[j] = a[j]
-    for k in range(1, m):
-        row = a[k * 8: k * 8 + 8]
-        for j in range(8):
-            r[j] += row[j]
-    s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for t in range(m * 8, n):
-        s += a[t]
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = lo + 8
+    stop = lo + n - n % 8
+    while i < stop:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(i, lo + n):
+        s += a[j]
     return s
 
 

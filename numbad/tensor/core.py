@@ -42,8 +42,9 @@ class Tensor:
     """
 
     # _base: (Tensor, how) for a result numpy would return as a view of that Tensor (a basic
-    # index, a reshape, a transpose): a write into it is also made there (creation.py)
-    __slots__ = ("_v", "_tape", "_node", "_base")
+    # index, a reshape, a transpose): a write into it is also made there; _views: weak references
+    # to the Tensors that view this one, read again after a write into it (creation.py)
+    __slots__ = ("_v", "_tape", "_node", "_base", "_views", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, value, tape, node):

@@ -21,16 +21,18 @@ Semantics (numbad's Tensors are values on a tape; numpy's arrays are memory):
   and index rules apply (the value is computed by numpy). Writing a Tensor
   into an integer or boolean Tensor, or into a plain ndarray, raises
   ``TypeError``: it would drop the derivative.
-* Slices are copies. ``s = t[0]`` keeps the values ``t`` had when it was
-  read: a later write into ``t`` does not show in ``s`` (in numpy, ``s``
-  would be a view and see it). The other direction follows numpy: a write
-  into what numpy returns as a view (a basic index, ``reshape``, ``ravel``,
-  a transpose, ``flip``: ``t[0][1] = v``, ``row = t[0]; row += 1``,
-  ``for row in t: row *= 2``, ``t.T[0] = v``) is also made in ``t``.
+* Views behave as numpy's. What numpy returns as a view (a basic index,
+  ``reshape``, ``ravel``, a transpose, ``flip``) is a Tensor that remembers
+  what it views: a write into it is also made in ``t`` (``t[0][1] = v``,
+  ``row = t[0]; row += 1``, ``for row in t: row *= 2``, ``t.T[0] = v``), and
+  a write into ``t`` reads every view of ``t`` that is still alive again, so
+  that ``pos = state[:3]; state += dt * rate`` leaves ``pos`` showing the
+  new state, as in numpy. Fancy-index reads are copies, as in numpy.
 * Each write costs one copy of the written Tensor (a new version on the
-  tape): a loop writing ``n`` elements one by one into an ``n``-element
-  array records ``O(n^2)`` values. For long loops over large arrays, collect
-  the values in a list and ``np.stack`` them.
+  tape), and one read of each live view of it: a loop writing ``n``
+  elements one by one into an ``n``-element array records ``O(n^2)``
+  values. For long loops over large arrays, collect the values in a list
+  and ``np.stack`` them.
 """
 from __future__ import annotations
 
@@ -170,9 +172,25 @@ def full(shape, fill_value, dtype=None):
 
 # --------------------------------------------------------------------------- writes
 def rebind(t, new):
-    """Make Tensor ``t`` the new version ``new`` (same tape, same shape)."""
+    """Make Tensor ``t`` the new version ``new`` (same tape, same shape), and read the Tensors
+    that view ``t`` again from it: as numpy views, they see the write."""
     t._v = new._v
     t._node = new._node
+    views = getattr(t, "_views", None)
+    if views:
+        live = [(ref, v) for ref in views if (v := ref()) is not None and v._base[0] is t]
+        t._views = [ref for ref, _ in live]
+        for _, v in live:
+            rebind(v, _read_view(t, v._base[1]))
+
+
+def _read_view(x, how):
+    """The view ``how`` of ``x`` (an index, or a function) read from ``x``'s current version."""
+    from .shape import getitem
+    n = len(x._views)
+    fresh = how(x) if callable(how) else getitem(x, how)
+    del x._views[n:]            # (the read registered itself: the view it refreshes stays instead)
+    return fresh
 
 
 def _on_tape_of(t, value):
@@ -294,7 +312,11 @@ def add_at(a, indices, b):
     sums = np.zeros(t.size, part.dtype)
     np.add.at(sums, region.reshape(-1), np.ravel(part._v))
     added = core.put_add(part, region, t.size, sums.reshape(t.shape))
-    commit(t, core.binary(OPS["add"], t, added, operator.add))
+    # the value is numpy's own: np.add.at adds repeated entries one at a time into t, which
+    # can differ in the last bit from adding their sum (the recorded op, which replays use)
+    value = np.array(t._v, copy=True, order="C")          # (C order: the flat positions are C)
+    np.add.at(value.reshape(-1), region.reshape(-1), np.ravel(part._v))
+    commit(t, core.elementwise(OPS["add"], (t, added), lambda *_: value))
 
 
 def install(T):

@@ -201,6 +201,8 @@ def apply_ufunc(ufunc, args, kwargs):
         reject(f"np.{name}", **kwargs)
     if len(args) != op.arity:
         raise TypeError(f"np.{name} takes {op.arity} arguments, got {len(args)}")
+    if dtype is not None:
+        args, dtype = _cast_operands(name, op, args, dtype)
     if op.name == "power":
         out = power(*args)
     elif op.arity == 1:
@@ -210,6 +212,24 @@ def apply_ufunc(ufunc, args, kwargs):
     else:
         out = core.elementwise(op, args)
     return out if dtype is None else astype(out, dtype)
+
+
+def _cast_operands(name, op, args, dtype):
+    """numpy's ``dtype=``: the operands are cast to it before the op computes (so a float32
+    input summed or exponentiated ``dtype=float64`` is computed in float64, as numpy does).
+    Returns the cast operands and the dtype left to apply to the result (booleans only)."""
+    dtype = np.dtype(dtype)
+    if op.dtype_out == "bool":
+        if dtype != np.bool_:
+            raise TypeError(f"numbad: np.{name}(..., dtype={dtype}) is not supported (its result is boolean)")
+        return args, None
+    if dtype.kind != "f":
+        raise TypeError(f"numbad: np.{name}(..., dtype={dtype}) would drop the derivative; only "
+                        "floating dtypes are supported")
+    cast = tuple(astype(a, dtype) if type(a) is Tensor
+                 else np.asarray(a).astype(dtype)[()] if isinstance(a, (np.ndarray, np.generic)) else a
+                 for a in args)
+    return cast, None
 
 
 _UNARY_FAST = {}      # ufunc -> Op for plain one-operand calls (filled in _install)
@@ -277,7 +297,9 @@ def power(a, b):
     if (type(a) is Tensor and isinstance(b, (int, float, np.integer, np.floating))
             and not isinstance(b, (bool, np.bool_))):
         special = _POW_SPECIAL.get(float(b))
-        if special is not None:
+        # (a numpy scalar exponent takes part in numpy's type promotion: x32 ** np.float64(2) is
+        # float64, not a float32 square)
+        if special is not None and (type(b) in (int, float) or np.result_type(a._v, b) == a.dtype):
             return core.unary(OPS[special], a)
     return core.binary(OPS["power"], a, b, operator.pow)
 
@@ -446,6 +468,23 @@ def _format(self, spec):
     return format(v[()] if v.ndim == 0 else v, spec)
 
 
+def _contains(self, value):
+    """``value in t``: numpy's ``(t == value).any()``, read as a truth value (a guard)."""
+    return bool((self == value).any())
+
+
+def _round(self, ndigits=None):
+    """``round(t)`` of a 0-d Tensor, as of the numpy scalar numpy's reductions return: a Python
+    int (a read, like ``int(t)``), or with ``ndigits`` ``np.round`` (an op). Arrays refuse it, as
+    numpy's do."""
+    if self.ndim:
+        raise TypeError("type numbad.Tensor doesn't define __round__ method for arrays (as numpy's "
+                        "ndarray); use np.round(t, decimals)")
+    if ndigits is None:
+        return _read_scalar(self, lambda v: round(float(v)), sys._getframe(1))
+    return np.round(self, ndigits)
+
+
 def detach(self):
     """The values as a new plain ``ndarray`` (no derivative flows through them).
 
@@ -510,6 +549,17 @@ def _cmp(name):
     return f
 
 
+def _values_of(args):
+    return [value_of(a) for a in args]
+
+
+# Functions that read only metadata (shape, dtype): a Tensor answers as its values do. They record
+# nothing and have no derivative, so they stay out of the op table.
+for _meta in (np.shape, np.ndim, np.size, np.iscomplexobj, np.isrealobj):
+    HANDLED[_meta] = (lambda f: lambda a, *args, **kwargs: f(value_of(a), *args, **kwargs))(_meta)
+HANDLED[np.result_type] = lambda *args: np.result_type(*_values_of(args))
+
+
 def _install():
     from . import creation, linalg, products, reductions, shape
     T = Tensor
@@ -523,6 +573,8 @@ def _install():
     T.dtype = property(lambda s: s._v.dtype)
     T.__repr__ = _repr
     T.__format__ = _format
+    T.__contains__ = _contains
+    T.__round__ = _round
     T.__str__ = _repr
     T.__len__ = _len
     T.__bool__ = _bool

@@ -73,17 +73,34 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
         axes = (axis % nd,)
     else:
         axes = normalize_axes(axis, nd)
-    value = xv.sum(axis=axes, keepdims=bool(keepdims))
-    if dtype is not None:
-        value = value.astype(dtype)
-    # a scatter into the kept shape: reduced axes have stride 0
-    strides, s = [0] * nd, 1
-    for d in range(nd - 1, -1, -1):
-        if d not in axes:
-            strides[d] = s
-            s *= shape[d]
+    if dtype is not None and np.dtype(dtype) != xv.dtype:
+        # numpy casts the elements, then sums in that dtype: record the cast, keep numpy's sum
+        if np.dtype(dtype).kind != "f":
+            raise TypeError(f"numbad: sum(..., dtype={np.dtype(dtype)}) would drop the derivative; "
+                            "only floating dtypes are supported")
+        value = xv.sum(axis=axes, dtype=dtype, keepdims=bool(keepdims))
+        x = astype(x, dtype)
+    else:
+        value = xv.sum(axis=axes, keepdims=bool(keepdims))
+    # a scatter into the kept shape: reduced axes have stride 0. Neighbouring axes that are both
+    # reduced (or both kept) merge, and unit axes go: a replay then sums each contiguous run in
+    # one pass of numpy's pairwise summation, as numpy's iterator does, and so gets its value
+    dims = []                                       # [size, reduced]
+    for d in range(nd):
+        if shape[d] == 1:
+            continue
+        red = d in axes
+        if dims and dims[-1][1] == red:
+            dims[-1][0] *= shape[d]
+        else:
+            dims.append([shape[d], red])
+    strides, s = [0] * len(dims), 1
+    for k in range(len(dims) - 1, -1, -1):
+        if not dims[k][1]:
+            strides[k] = s
+            s *= dims[k][0]
     tape = x._tape
-    ia = tape.add_attrs((nd, *shape, *strides, 0, s))
+    ia = tape.add_attrs((len(dims), *(d[0] for d in dims), *strides, 0, s))
     return core.record(tape, _SCATTER, value, x._node, iattr=ia)
 
 
@@ -101,10 +118,9 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoValu
     x = tensorize(a)
     keepdims = _keep(keepdims, keepdim)
     axes = normalize_axes(pick(axis, dim), x.ndim)
-    # numpy's mean is exactly sum / count, so this records numpy's value
-    out = core.binary(OPS["divide"], sum_(x, axis=axes, keepdims=keepdims), _count(x, axes),
-                      operator.truediv)
-    return out if dtype is None else astype(out, dtype)
+    # numpy's mean is exactly sum / count (the sum in ``dtype``), so this records numpy's value
+    return core.binary(OPS["divide"], sum_(x, axis=axes, keepdims=keepdims, dtype=dtype),
+                       _count(x, axes), operator.truediv)
 
 
 _mean = mean       # var() has an argument called mean (numpy's signature)
@@ -161,7 +177,7 @@ def _max_method(name, reduce, argfn):
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue,
          where=np._NoValue, *, dim=None, keepdim=None):
     reject("prod", out=out, initial=initial, where=where)
-    x = tensorize(a)
+    x = _cast(tensorize(a), dtype)
     keepdims = _keep(keepdims, keepdim)
     axes = normalize_axes(pick(axis, dim), x.ndim)
     shape = np.prod(x._v, axis=axes, keepdims=keepdims).shape
@@ -172,12 +188,16 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
     c = _cumprod_segments(y, O, R, I)
     last = c._v.reshape(O, R, I)[:, R - 1, :]
     out = core.gather(c, last, (R * I, 1), (R - 1) * I)
-    out = core.copy(out, last.reshape(shape)) if last.shape != shape else out
-    return out if dtype is None else astype(out, dtype)
+    return core.copy(out, last.reshape(shape)) if last.shape != shape else out
 
 
-def _scan_args(a, axis, dim):
-    x = tensorize(a)
+def _cast(x, dtype):
+    """numpy's ``dtype=`` of a reduction or scan: the elements are cast first (then computed in it)."""
+    return x if dtype is None else astype(x, dtype)
+
+
+def _scan_args(a, axis, dim, dtype=None):
+    x = _cast(tensorize(a), dtype)
     axis = pick(axis, dim)
     if axis is None:
         from .shape import ravel
@@ -188,10 +208,9 @@ def _scan_args(a, axis, dim):
 @implements(np.cumsum, torch=("torch.cumsum", "x.cumsum"), ops=("cumsum",), names=("x.cumsum",))
 def cumsum(a, axis=None, dtype=None, out=None, *, dim=None):
     reject("cumsum", out=out)
-    x, ax = _scan_args(a, axis, dim)
+    x, ax = _scan_args(a, axis, dim, dtype)
     value = np.cumsum(x._v, axis=ax)
-    out = core.segment(OPS["cumsum"].code, x, value, *_axis_segments(x.shape, ax))
-    return out if dtype is None else astype(out, dtype)
+    return core.segment(OPS["cumsum"].code, x, value, *_axis_segments(x.shape, ax))
 
 
 def cumsum_reverse(x, ax):
@@ -209,9 +228,8 @@ def _cumprod_segments(y, O, R, I):
             note=OPS["cumprod"].kink)
 def cumprod(a, axis=None, dtype=None, out=None, *, dim=None):
     reject("cumprod", out=out)
-    x, ax = _scan_args(a, axis, dim)
-    out = _cumprod_segments(x, *_axis_segments(x.shape, ax))
-    return out if dtype is None else astype(out, dtype)
+    x, ax = _scan_args(a, axis, dim, dtype)
+    return _cumprod_segments(x, *_axis_segments(x.shape, ax))
 
 
 # --------------------------------------------------------------------------- var, std, average
@@ -237,15 +255,14 @@ _VAR_NOTE = ("numpy's ddof=0 by default; PyTorch's correction=1 when called with
 def var(a, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, where=np._NoValue,
         mean=np._NoValue, correction=None, dim=None, keepdim=None, unbiased=None):
     reject("var", out=out, where=where, mean=mean)
-    x = tensorize(a)
+    x = _cast(tensorize(a), dtype)
     torch_style = dim is not None or keepdim is not None or unbiased is not None
     d = _ddof(ddof, correction, unbiased, torch_style)
     axes = normalize_axes(pick(axis, dim), x.ndim)
     keepdims = _keep(keepdims, keepdim)
     dev = ew("subtract", x, _mean(x, axes, keepdims=True))
     s = sum_(ew("multiply", dev, dev), axis=axes, keepdims=keepdims)
-    out = core.binary(OPS["divide"], s, max(_count(x, axes) - d, 0), operator.truediv)
-    return out if dtype is None else astype(out, dtype)
+    return core.binary(OPS["divide"], s, max(_count(x, axes) - d, 0), operator.truediv)
 
 
 @implements(np.std, torch=("torch.std", "x.std"), ops=("scatter", "divide", "subtract", "multiply", "sqrt"),

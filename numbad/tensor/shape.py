@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 
 import numpy as np
 
@@ -28,18 +29,39 @@ def _positions(shape):
 
 
 def view_geometry(shape, fn):
-    """Strides and base offset (in elements) of the view ``fn(x)`` for ``x`` of ``shape``."""
-    fake = np.lib.stride_tricks.as_strided(np.zeros(1, np.int64), shape=shape,
-                                           strides=[8 * s for s in contiguous_strides(shape)])
-    view = fn(fake)
-    base = (view.__array_interface__["data"][0] - fake.__array_interface__["data"][0]) // 8
-    return [s // 8 for s in view.strides], base
+    """Strides and base offset (in elements) of the view ``fn(x)`` for ``x`` of ``shape``.
+
+    ``fn`` runs on a stand-in of one (never read) byte per element, so that its strides and
+    offset count elements. Where numpy returns a copy rather than a view (``np.flip`` of a 0-d
+    array does), the geometry is read off the element indices ``fn`` picks from ``arange``
+    instead, and must be a strided map.
+    """
+    owner = np.empty(math.prod(shape), np.uint8)
+    view = fn(owner.reshape(shape))
+    if type(view) is np.ndarray and view.base is owner:
+        base = view.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+        return list(view.strides), base
+    idx = np.asarray(fn(np.arange(owner.size, dtype=np.int64).reshape(shape)))
+    base = int(idx.flat[0]) if idx.size else 0
+    strides = [int(idx[tuple(1 if k == d else 0 for k in range(idx.ndim))]) - base if n > 1 else 0
+               for d, n in enumerate(idx.shape)]
+    grid = np.indices(idx.shape, np.int64).reshape(idx.ndim, -1) if idx.ndim else np.zeros((0, 1), np.int64)
+    if not np.array_equal(idx.reshape(-1), base + np.asarray(strides, np.int64) @ grid):
+        raise TypeError("numbad: this read is not a strided view of the array")     # (no such numpy view)
+    return strides, base
 
 
 def viewed(out, x, how):
     """Mark ``out`` as what numpy would return as a view of ``x``: ``how`` (an index, or a
-    function of an array) reads it from ``x``. Writes into ``out`` are then also made in ``x``."""
+    function of an array) reads it from ``x``. Writes into ``out`` are then also made in ``x``,
+    and a write into ``x`` reads ``out`` again (:func:`numbad.tensor.creation.rebind`)."""
     out._base = (x, how)
+    views = getattr(x, "_views", None)
+    if views is None:
+        x._views = views = []
+    elif len(views) >= 64 and not len(views) & (len(views) - 1):
+        views[:] = [r for r in views if r() is not None]    # (reads in a loop: drop the dead)
+    views.append(weakref.ref(out))
     return out
 
 
@@ -74,9 +96,46 @@ def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
 @implements(np.ravel, torch=("torch.ravel", "torch.flatten", "x.flatten"), ops=("copy",),
             names=("x.ravel", "x.flatten"))
 def ravel(a, order="C"):
-    if order not in ("C", "A", "K"):
-        raise TypeError("numbad: ravel supports order='C' only")
-    return reshape(a, (-1,))
+    x = tensorize(a)
+    if _flat_order(x, order, "ravel") == "F":
+        # a copy, as numpy's (no write-through): the flat data of the full transpose
+        return core.copy(transpose(x), np.ravel(x._v, order="F"))
+    return reshape(x, (-1,))
+
+
+def _flat_order(x, order, what):
+    """'C' or 'F' for numpy's ``order`` of a flattening. 'A' and 'K' follow the memory layout,
+    which numbad does not track (values live in its arena): refused where the orders differ."""
+    if order in ("C", "F"):
+        return order
+    if order not in ("A", "K"):
+        raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
+    if sum(d > 1 for d in x.shape) <= 1:
+        return "C"
+    raise TypeError(f"numbad: {what}(order={order!r}) follows the memory layout, which numbad does not "
+                    "track; use order='C' or order='F'")
+
+
+def _flatten_method(s, *args, **kwargs):
+    """numpy's ``x.flatten(order='C')`` (a copy), or PyTorch's ``x.flatten(start_dim=0, end_dim=-1)``."""
+    if "start_dim" in kwargs or "end_dim" in kwargs or (
+            args and isinstance(args[0], (int, np.integer)) and not isinstance(args[0], bool)):
+        names = ("start_dim", "end_dim")
+        dims = dict(zip(names, args), **kwargs)
+        if len(args) > 2 or set(dims) - set(names):
+            raise TypeError("flatten() takes start_dim and end_dim (PyTorch) or order (numpy)")
+        nd = max(s.ndim, 1)
+        start, end = operator.index(dims.get("start_dim", 0)) % nd, operator.index(dims.get("end_dim", -1)) % nd
+        if start > end:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        shape = s.shape or (1,)
+        return reshape(s, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+    if len(args) > 1 or set(kwargs) - {"order"}:
+        raise TypeError("flatten() takes order (numpy) or start_dim and end_dim (PyTorch)")
+    order = kwargs.get("order", args[0] if args else "C")
+    if _flat_order(s, order, "flatten") == "F":
+        return ravel(s, "F")
+    return core.copy(s, np.ravel(s._v))      # a copy, as numpy's
 
 
 @implements(np.squeeze, torch=("torch.squeeze", "x.squeeze"), ops=("copy",), names=("x.squeeze",))
@@ -568,7 +627,7 @@ def install(T):
     T.view_as = lambda s, other: reshape(s, other.shape)
     T.reshape_as = lambda s, other: reshape(s, other.shape)
     T.ravel = lambda s, order="C": ravel(s, order)
-    T.flatten = lambda s, order="C": core.copy(s, np.ravel(s._v))      # a copy, as numpy's
+    T.flatten = _flatten_method
     T.transpose = _transpose_method
     T.permute = lambda s, *dims: transpose(s, _shape_arg(dims))
     T.t = _t

@@ -107,6 +107,45 @@ def test_guards_on_the_device():
         fresh.batch_vjp(Xb, np.ones(3), device="cuda")
 
 
+def test_value_reads_are_guarded_on_the_device():
+    # a value read (float(), .item(), an index) is a guard checked on every device replay
+    f = lambda x: np.sin(x) * float(np.sum(x))       # noqa: E731
+    x = np.array([0.5, -0.2, 0.3])
+    for tape in (nb.record(f, x, device="cuda"), nb.record(f, x).to("cuda")):
+        with pytest.raises(nb.BranchChanged, match="value read"):
+            tape.vjp(x + 0.1, np.ones(3))
+        out, g = tape.vjp(x + 0.1, np.ones(3), retrace=True)
+        assert_matches(out, f(x + 0.1))
+        assert_matches(g, np.cos(x + 0.1) * np.sum(x + 0.1))
+    with pytest.raises(nb.BranchChanged):
+        nb.record(lambda x: x * x[int(x[0] > 0)].item(), x, device="cuda")(-x)
+
+
+def test_constant_outputs_keep_their_shape_on_the_device():
+    tape = nb.record(lambda x: (np.sum(x), np.array(3.0), np.ones((2, 1))), np.ones(3), device="cuda")
+    for to_host in (True, False):
+        _, c0, c2 = tape(np.ones(3), to_host=to_host)
+        assert c0.shape == () and c2.shape == (2, 1)
+
+
+def test_device_tangents_follow_the_cpu_rules():
+    for x, t in ((np.ones(3), np.ones(3, np.float32)), (np.array(1.0, np.float32), 1.0),
+                 (np.array(1.0), np.float32(1.0)), (np.ones(3), np.ones(3, np.int64))):
+        cpu = nb.record(np.sin, x).jvp(x, t)[1]
+        assert_matches(nb.record(np.sin, x, device="cuda").jvp(x, t)[1], cpu)
+    with pytest.raises(RuntimeError, match=r"v has invalid size: should be \(3,\) but got \(2,\)"):
+        nb.record(np.sin, np.ones(3), device="cuda").jvp(np.ones(3), np.ones(2))
+
+
+def test_device_vjp_errors_read_as_vjps():
+    with pytest.raises(TypeError, match="The inputs given to vjp"):
+        nb.vjp(lambda x: x, 3, device="cuda")
+    with pytest.raises(TypeError, match="function given to vjp must be either a Tensor"):
+        nb.vjp(lambda x: [x], np.ones(2), np.ones(2), device="cuda")
+    with pytest.raises(TypeError, match="to_host must be True or False"):
+        nb.record(np.sin, np.ones(2), device="cuda")(np.ones(2), to_host=1)
+
+
 def positive_or_constant(x):
     if (x > 0).all():
         return x.sum(), x * 2.0

@@ -36,8 +36,10 @@ _local = threading.local()
 
 
 def _int64(values):
-    """A list of Python ints as a writable int64 array. ``struct`` packs them about three times
-    faster than ``np.array`` converts them (a tape's op rows are most of a small call's ints)."""
+    """A list of Python ints as a writable int64 array. For long lists ``struct`` packs them
+    about three times faster than ``np.array`` converts them; short ones ``np.array`` does sooner."""
+    if len(values) < 256:
+        return np.array(values, np.int64)
     return np.frombuffer(bytearray(struct.pack(f"{len(values)}q", *values)), np.int64)
 
 
@@ -85,6 +87,10 @@ class Recording:
     freezes one into a replayable :class:`numbad.Tape`.
     """
 
+    #: (opcode, dtype, operand nodes) -> node, for large results (``core._into_arena``);
+    #: a tape's own dict is made by the first large op
+    _elementwise = None
+
     def __init__(self, dtype=np.float64):
         self.dtype = np.dtype(dtype)
         self.narrow = self.dtype.itemsize < 8      # a float32 arena (widened if float64 values come)
@@ -103,7 +109,6 @@ class Recording:
         self.guards = []
         self._consts = {}
         self._gathers = {}            # (node, shape, strides, base) -> node: x[1:] read twice is one node
-        self._elementwise = {}        # (opcode, dtype, operand nodes) -> node, for large results
         self._cache = None            # arrays converted so far (see arrays())
 
     # ------------------------------------------------------------------ nodes

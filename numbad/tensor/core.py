@@ -240,6 +240,8 @@ def _into_arena(tape, op, vals, nodes):
     if np.result_type(*vals) != tape.dtype or op.dtype_out == "bool":
         return None
     key = (op.code, tape.dtype, *nodes)
+    if tape._elementwise is None:
+        tape._elementwise = {}
     node = tape._elementwise.get(key)
     if node is not None:
         return wrap(tape.value(node), tape, node)

@@ -82,26 +82,37 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
         x = astype(x, dtype)
     else:
         value = xv.sum(axis=axes, keepdims=bool(keepdims))
-    # a scatter into the kept shape: reduced axes have stride 0. Neighbouring axes that are both
-    # reduced (or both kept) merge, and unit axes go: a replay then sums each contiguous run in
-    # one pass of numpy's pairwise summation, as numpy's iterator does, and so gets its value
-    dims = []                                       # [size, reduced]
-    for d in range(nd):
-        if shape[d] == 1:
-            continue
-        red = d in axes
-        if dims and dims[-1][1] == red:
-            dims[-1][0] *= shape[d]
-        else:
-            dims.append([shape[d], red])
-    strides, s = [0] * len(dims), 1
-    for k in range(len(dims) - 1, -1, -1):
-        if not dims[k][1]:
-            strides[k] = s
-            s *= dims[k][0]
+    # a scatter into the kept shape: reduced axes have stride 0
+    strides, s, merge, inner = [0] * nd, 1, False, None
+    for d in range(nd - 1, -1, -1):
+        kept = d not in axes
+        if kept:
+            strides[d] = s
+            s *= shape[d]
+        merge = merge or kept == inner or shape[d] == 1
+        inner = kept
+    if merge:
+        shape, strides = _merged(shape, strides)
     tape = x._tape
-    ia = tape.add_attrs((len(dims), *(d[0] for d in dims), *strides, 0, s))
+    ia = tape.add_attrs((len(shape), *shape, *strides, 0, s))
     return core.record(tape, _SCATTER, value, x._node, iattr=ia)
+
+
+def _merged(shape, strides):
+    """A reduction's map with neighbouring axes that are both reduced (or both kept) merged and
+    unit axes dropped: a replay then sums each contiguous run in one pass of numpy's pairwise
+    summation, as numpy's iterator does, and so gets numpy's value."""
+    dims, sts = [], []
+    for n, st in zip(shape, strides):
+        if n == 1:
+            continue
+        if dims and (sts[-1] == 0) == (st == 0):        # (kept axes are contiguous in the result)
+            dims[-1] *= n
+            sts[-1] = st
+        else:
+            dims.append(n)
+            sts.append(st)
+    return tuple(dims), sts
 
 
 def _count(x, axes):

@@ -380,3 +380,60 @@ def test_add_at_with_repeated_indices_gives_numpys_value():
     out, g = nb.vjp(f, x, np.ones((2, 2)))
     assert np.array_equal(out, expected)
     assert_close(g, [[1.0 + 2e-16, 1.0], [1.0, 1.0]])
+
+
+ALIASED_WRITES = {
+    "v[1:] = v[:-1]": lambda v: v.__setitem__(slice(1, None), v[:-1]),
+    "v[::-1] = v": lambda v: v.__setitem__(slice(None, None, -1), v),
+    "v[...] = v.T": lambda v: v.__setitem__(Ellipsis, v.T),
+    "v[...] = np.flip(v, 0)": lambda v: v.__setitem__(Ellipsis, np.flip(v, 0)),
+    "v[0] = v[0][::-1]": lambda v: v.__setitem__(0, v[0][::-1]),
+    "v[[0, 1]] = v[1::-1]": lambda v: v.__setitem__([0, 1], v[1::-1]),
+    "v += v.T": lambda v: v.__iadd__(v.T),
+}
+
+
+@pytest.mark.parametrize("write", ALIASED_WRITES.values(), ids=ALIASED_WRITES.keys())
+def test_writes_through_a_view_whose_value_reads_the_same_memory(write):
+    # the written value is taken before the write re-reads the views it may be one of
+    def f(x):
+        y = x * 1.0
+        v = y[:]
+        out = write(v)
+        if out is not None and out is not v:            # (an in-place operator's result)
+            v = out
+        return y
+    x = np.arange(9.0).reshape(3, 3) - 4.5
+    out, _ = nb.vjp(f, x, np.ones((3, 3)))
+    assert np.array_equal(out, f(x))
+    check_derivatives(f, (x,))
+
+
+def test_reshapes_that_numpy_copies_are_copies():
+    # numpy copies where the layout allows no view: writes then stay apart, both ways
+    def f(x):
+        y = x * 1.0
+        parts = [y.T.ravel(), y[:, ::2].reshape(-1), y.reshape(-1), y[1:].reshape(-1)]
+        parts[0][0] = 100.0          # a copy: y is unchanged
+        parts[2][1] = -1.0           # a view: y[0, 1] changes
+        y[1, 1] = -7.0               # seen by the views parts[2] and parts[3] only
+        return np.concatenate([y.reshape(-1)] + parts)
+    x = np.arange(6.0).reshape(2, 3)
+    out, _ = nb.vjp(f, x, np.ones(6 + 6 + 4 + 6 + 3))
+    assert np.array_equal(out, f(x))
+
+
+def test_numpys_read_only_views_see_writes_and_refuse_them():
+    def f(x):
+        y = x * 1.0
+        d, b = np.diagonal(y), np.broadcast_to(y[0], (2, 3))
+        y[0, 0] = 100.0
+        return np.concatenate([d * 1.0, np.ravel(b) * 1.0])
+    x = np.arange(9.0).reshape(3, 3)
+    assert np.array_equal(nb.vjp(f, x, np.ones(9))[0], f(x))
+    for write in (lambda d: d.__setitem__(0, 1.0), lambda d: d.__iadd__(1.0),
+                  lambda d: d[1:].__setitem__(0, 1.0)):
+        with pytest.raises(ValueError, match="read-only"):
+            write(np.diagonal(x.copy()))                 # numpy's own refusal
+        with pytest.raises(ValueError, match="read-only"):
+            nb.vjp(lambda t: (write(np.diagonal(t * 1.0)), t)[1], x, np.ones((3, 3)))

@@ -419,6 +419,14 @@ def test_membership_and_round_as_numpy_scalars_and_arrays():
         nb.vjp(lambda x: round(x, 1), np.ones(2), np.ones(2))
 
 
+def test_view_tolist_and_real_as_numpy():
+    def f(x):
+        assert x.tolist() == [[1.0, 2.0], [3.0, 4.0]] and x.view() is x and x.real is x
+        return x.view() * 2.0
+    assert np.array_equal(nb.vjp(f, np.array([[1.0, 2.0], [3.0, 4.0]]), np.ones((2, 2)))[1],
+                          np.full((2, 2), 2.0))
+
+
 def test_a_tensor_used_after_its_call_has_finished_says_so():
     kept = []
     nb.vjp(lambda x: (kept.append(x * 2.0), x.sum())[1], np.ones(3))

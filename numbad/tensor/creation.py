@@ -211,18 +211,33 @@ def _viewed_positions(t):
     base = getattr(t, "_base", None)
     if base is None:
         return None, None
-    src, how = base
+    src, how, _ = base
     p = _positions(src)
     return src, np.reshape(how(p) if callable(how) else p[how], t.shape)
 
 
-def _write(t, pos, value):
+def _check_writable(t):
+    """numpy's refusal to write into a read-only view (``np.broadcast_to``, ``np.diagonal``, and
+    views of them), checked before anything is written."""
+    while (base := getattr(t, "_base", None)) is not None:
+        if not base[2]:
+            raise ValueError("assignment destination is read-only")
+        t = base[0]
+
+
+def _write(t, pos, value, checked=False):
     """Record ``t.flat[pos] = value`` (numpy's broadcasting and casting) and rebind ``t``;
     then make the same write in the Tensor ``t`` was read from, if it was a view."""
     if t.dtype.kind != "f" and type(value) is Tensor:
         raise TypeError(f"numbad: writing a Tensor into a {t.dtype} Tensor would drop its "
                         "derivative; create the array with a floating dtype")
+    if not checked:
+        _check_writable(t)
     value = _on_tape_of(t, value)
+    if type(value) is Tensor:
+        # the value as it is now: it may be a view of t (v[1:] = v[:-1]), which the write
+        # below reads again before the same value is written into what t views
+        value = core.wrap(value._v, value._tape, value._node)
     new = np.array(t._v, order="C")        # C order: flat positions index it
     flat = new.reshape(-1)
     pos = np.asarray(pos)
@@ -235,7 +250,7 @@ def _write(t, pos, value):
         rebind(t, core.assign(t, part, fpos, new.reshape(np.shape(t._v))))
     src, where = _viewed_positions(t)
     if src is not None:
-        _write(src, where.reshape(-1)[pos], value)
+        _write(src, where.reshape(-1)[pos], value, checked=True)
 
 
 def _part(t, pos, value, written):
@@ -272,6 +287,7 @@ def setitem(self, key, value):
 
 def commit(t, new):
     """Rebind ``t`` to ``new`` (its whole new value) and write it through to what ``t`` views."""
+    _check_writable(t)
     if new.dtype != t.dtype:
         if not np.can_cast(new.dtype, t.dtype, "same_kind"):
             raise TypeError(f"numbad: Cannot cast an in-place result from {new.dtype} to {t.dtype} "
@@ -283,7 +299,7 @@ def commit(t, new):
     rebind(t, new)
     src, where = _viewed_positions(t)
     if src is not None:
-        _write(src, where, t)
+        _write(src, where, t, checked=True)
     return t
 
 

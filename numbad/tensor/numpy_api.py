@@ -574,6 +574,8 @@ def _install():
     T.__repr__ = _repr
     T.__format__ = _format
     T.__contains__ = _contains
+    T.tolist = lambda s: read_value(s, "tolist()").tolist()
+    T.real = property(lambda s: s, doc="The real part: the Tensor itself (numbad's values are real).")
     T.__round__ = _round
     T.__str__ = _repr
     T.__len__ = _len

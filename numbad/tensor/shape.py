@@ -51,11 +51,12 @@ def view_geometry(shape, fn):
     return strides, base
 
 
-def viewed(out, x, how):
+def viewed(out, x, how, writable=True):
     """Mark ``out`` as what numpy would return as a view of ``x``: ``how`` (an index, or a
-    function of an array) reads it from ``x``. Writes into ``out`` are then also made in ``x``,
-    and a write into ``x`` reads ``out`` again (:func:`numbad.tensor.creation.rebind`)."""
-    out._base = (x, how)
+    function of an array) reads it from ``x``. Writes into ``out`` are then also made in ``x``
+    (refused for numpy's read-only views: ``writable=False``), and a write into ``x`` reads
+    ``out`` again (:func:`numbad.tensor.creation.rebind`)."""
+    out._base = (x, how, writable)
     views = getattr(x, "_views", None)
     if views is None:
         x._views = views = []
@@ -69,7 +70,7 @@ def gather_view(x, fn, writable=True):
     """Record ``fn(x)`` for a numpy function ``fn`` that returns a view (a strided read)."""
     strides, base = view_geometry(x.shape, fn)
     out = core.gather(x, np.array(fn(x._v)), strides, base)
-    return viewed(out, x, fn) if writable else out
+    return viewed(out, x, fn, writable)
 
 
 # --------------------------------------------------------------------------- reshape family
@@ -90,7 +91,26 @@ def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
     value = x._v.reshape(shape) if type(x._v) is np.ndarray else np.reshape(x._v, shape)
     if value.shape == x.shape:
         return x
-    return viewed(core.copy(x, value), x, lambda p: p.reshape(value.shape))
+    out = core.copy(x, value)
+    return viewed(out, x, lambda p: p.reshape(value.shape)) if _reshape_views(x, value.shape) else out
+
+
+def _reshape_views(x, shape):
+    """Does numpy's reshape of ``x`` to ``shape`` give a view (not a copy)? Only where the
+    memory layout allows: ``x.T.ravel()`` or ``x[:, ::2].reshape(-1)`` copy. Asked of a stand-in
+    with ``x``'s layout: one byte per element of the Tensor ``x`` views, seen through the same
+    chain of views."""
+    chain, t = [], x
+    while (base := getattr(t, "_base", None)) is not None:
+        chain.append(base[1])
+        t = base[0]
+    root = np.asarray(t._v)
+    if not chain and root.flags.c_contiguous:
+        return True                                 # (the common case: no stand-in needed)
+    fake = np.empty_like(root, dtype=np.uint8)      # (keeps C or F order)
+    for how in reversed(chain):
+        fake = how(fake) if callable(how) else fake[how]
+    return fake.size > 0 and np.may_share_memory(np.reshape(fake, shape), fake)
 
 
 @implements(np.ravel, torch=("torch.ravel", "torch.flatten", "x.flatten"), ops=("copy",),
@@ -218,13 +238,19 @@ def broadcast_to(array, shape, subok=False):
     np.broadcast_shapes(x.shape, shape)          # numpy's error for shapes that don't broadcast
     if len(shape) < x.ndim or np.broadcast_shapes(x.shape, shape) != shape:
         raise ValueError(f"cannot broadcast a Tensor of shape {x.shape} to shape {shape}")
-    return core.broadcast_to(x, shape)
+    return _broadcast_view(x, shape)
+
+
+def _broadcast_view(x, shape):
+    """numpy's broadcast view: read-only, and it sees later writes into ``x``."""
+    out = core.broadcast_to(x, shape)
+    return out if out is x else viewed(out, x, lambda p: np.broadcast_to(p, shape), writable=False)
 
 
 @implements(np.broadcast_arrays, torch=("torch.broadcast_tensors",), ops=("gather",))
 def broadcast_arrays(*args, subok=False):
     shape = np.broadcast_shapes(*(np.shape(value_of(a)) for a in args))
-    return tuple(core.broadcast_to(a, shape) if type(a) is Tensor else np.broadcast_to(a, shape)
+    return tuple(_broadcast_view(a, shape) if type(a) is Tensor else np.broadcast_to(a, shape)
                  for a in args)
 
 
@@ -623,7 +649,7 @@ def install(T):
     T.T = property(lambda s: transpose(s))
     T.mT = property(lambda s: transpose(s, tuple(range(s.ndim - 2)) + (s.ndim - 1, s.ndim - 2)))
     T.reshape = lambda s, *shape, order="C": reshape(s, _shape_arg(shape), order=order)
-    T.view = lambda s, *shape: reshape(s, _shape_arg(shape))
+    T.view = lambda s, *shape: reshape(s, _shape_arg(shape)) if shape else s     # (numpy's x.view())
     T.view_as = lambda s, other: reshape(s, other.shape)
     T.reshape_as = lambda s, other: reshape(s, other.shape)
     T.ravel = lambda s, order="C": ravel(s, order)

@@ -22,12 +22,15 @@ Semantics (numbad's Tensors are values on a tape; numpy's arrays are memory):
   into an integer or boolean Tensor, or into a plain ndarray, raises
   ``TypeError``: it would drop the derivative.
 * Views behave as numpy's. What numpy returns as a view (a basic index,
-  ``reshape``, ``ravel``, a transpose, ``flip``) is a Tensor that remembers
+  a transpose, ``flip``, and ``reshape``/``ravel`` where the layout allows:
+  ``t.T.ravel()`` is a copy in numpy and here) is a Tensor that remembers
   what it views: a write into it is also made in ``t`` (``t[0][1] = v``,
   ``row = t[0]; row += 1``, ``for row in t: row *= 2``, ``t.T[0] = v``), and
   a write into ``t`` reads every view of ``t`` that is still alive again, so
   that ``pos = state[:3]; state += dt * rate`` leaves ``pos`` showing the
-  new state, as in numpy. Fancy-index reads are copies, as in numpy.
+  new state, as in numpy. numpy's read-only views (``np.diagonal``,
+  ``np.broadcast_to``) see writes too and refuse their own with numpy's
+  ``ValueError``. Fancy-index reads are copies, as in numpy.
 * Each write costs one copy of the written Tensor (a new version on the
   tape), and one read of each live view of it: a loop writing ``n``
   elements one by one into an ``n``-element array records ``O(n^2)``

@@ -184,16 +184,7 @@ def rebind(t, new):
         live = [(ref, v) for ref in views if (v := ref()) is not None and v._base[0] is t]
         t._views = [ref for ref, _ in live]
         for _, v in live:
-            rebind(v, _read_view(t, v._base[1]))
-
-
-def _read_view(x, how):
-    """The view ``how`` of ``x`` (an index, or a function) read from ``x``'s current version."""
-    from .shape import getitem
-    n = len(x._views)
-    fresh = how(x) if callable(how) else getitem(x, how)
-    del x._views[n:]            # (the read registered itself: the view it refreshes stays instead)
-    return fresh
+            rebind(v, v._base[3](t))
 
 
 def _on_tape_of(t, value):
@@ -214,7 +205,7 @@ def _viewed_positions(t):
     base = getattr(t, "_base", None)
     if base is None:
         return None, None
-    src, how, _ = base
+    src, how = base[0], base[1]
     p = _positions(src)
     return src, np.reshape(how(p) if callable(how) else p[how], t.shape)
 

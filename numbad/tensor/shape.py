@@ -51,12 +51,13 @@ def view_geometry(shape, fn):
     return strides, base
 
 
-def viewed(out, x, how, writable=True):
+def viewed(out, x, how, reread, writable=True):
     """Mark ``out`` as what numpy would return as a view of ``x``: ``how`` (an index, or a
     function of an array) reads it from ``x``. Writes into ``out`` are then also made in ``x``
     (refused for numpy's read-only views: ``writable=False``), and a write into ``x`` reads
-    ``out`` again (:func:`numbad.tensor.creation.rebind`)."""
-    out._base = (x, how, writable)
+    ``out`` again (:func:`numbad.tensor.creation.rebind`) with ``reread(x)``, which records the
+    same read of ``x``'s new version (without working out its geometry again)."""
+    out._base = (x, how, writable, reread)
     views = getattr(x, "_views", None)
     if views is None:
         x._views = views = []
@@ -70,7 +71,7 @@ def gather_view(x, fn, writable=True):
     """Record ``fn(x)`` for a numpy function ``fn`` that returns a view (a strided read)."""
     strides, base = view_geometry(x.shape, fn)
     out = core.gather(x, np.array(fn(x._v)), strides, base)
-    return viewed(out, x, fn, writable)
+    return viewed(out, x, fn, lambda b: core.gather(b, np.array(fn(b._v)), strides, base), writable)
 
 
 # --------------------------------------------------------------------------- reshape family
@@ -92,7 +93,9 @@ def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
     if value.shape == x.shape:
         return x
     out = core.copy(x, value)
-    return viewed(out, x, lambda p: p.reshape(value.shape)) if _reshape_views(x, value.shape) else out
+    if not _reshape_views(x, value.shape):
+        return out
+    return viewed(out, x, lambda p: p.reshape(value.shape), lambda b: core.copy(b, b._v.reshape(value.shape)))
 
 
 def _reshape_views(x, shape):
@@ -205,7 +208,9 @@ def transpose(a, axes=None):
         return x
     value = np.transpose(x._v, axes)
     src = contiguous_strides(x.shape)
-    return viewed(core.gather(x, value, [src[d] for d in axes], 0), x, lambda p: np.transpose(p, axes))
+    strides = [src[d] for d in axes]
+    return viewed(core.gather(x, value, strides, 0), x, lambda p: np.transpose(p, axes),
+                  lambda b: core.gather(b, np.transpose(b._v, axes), strides, 0))
 
 
 @implements(np.swapaxes, torch=("torch.swapaxes", "torch.transpose", "x.transpose(d0, d1)"),
@@ -244,7 +249,8 @@ def broadcast_to(array, shape, subok=False):
 def _broadcast_view(x, shape):
     """numpy's broadcast view: read-only, and it sees later writes into ``x``."""
     out = core.broadcast_to(x, shape)
-    return out if out is x else viewed(out, x, lambda p: np.broadcast_to(p, shape), writable=False)
+    return out if out is x else viewed(out, x, lambda p: np.broadcast_to(p, shape),
+                                       lambda b: core.broadcast_to(b, shape), writable=False)
 
 
 @implements(np.broadcast_arrays, torch=("torch.broadcast_tensors",), ops=("gather",))
@@ -591,16 +597,18 @@ def getitem(x, key):
     value = x._v[key]                           # numpy validates the index
     if type(key) is int and type(x._v) is np.ndarray:
         st = contiguous_strides(x.shape)
-        out = core.gather(x, value, st[1:], (key % x.shape[0]) * st[0])
+        strides, base = st[1:], (key % x.shape[0]) * st[0]
     elif _is_basic_key(key):
         items = key if isinstance(key, tuple) else (key,)
         if not any(k is Ellipsis for k in items):
             items = items + (Ellipsis,)        # always a view, never a scalar read
         strides, base = view_geometry(x.shape, lambda v: v[items])
-        out = core.gather(x, value, strides, base)
     else:
         return core.take(x, value, _positions(x.shape)[key])
-    return viewed(out, x, key) if type(value) is np.ndarray else out
+    out = core.gather(x, value, strides, base)
+    if type(value) is not np.ndarray:
+        return out
+    return viewed(out, x, key, lambda b: core.gather(b, b._v[key], strides, base))
 
 
 def _iter(self):

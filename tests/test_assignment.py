@@ -437,3 +437,36 @@ def test_numpys_read_only_views_see_writes_and_refuse_them():
             write(np.diagonal(x.copy()))                 # numpy's own refusal
         with pytest.raises(ValueError, match="read-only"):
             nb.vjp(lambda t: (write(np.diagonal(t * 1.0)), t)[1], x, np.ones((3, 3)))
+
+
+LAYOUT_CASES = {
+    "y[::2].ravel() is a copy": lambda y: (y[::2].ravel(), lambda v: v.__setitem__(0, 100.0)),
+    "y[:, 0].ravel() is a copy": lambda y: (y[:, 0].ravel(), lambda v: y.__setitem__((1, 0), 100.0)),
+    "y[1].ravel() is a view": lambda y: (y[1].ravel(), lambda v: v.__setitem__(0, 100.0)),
+    "y.T.ravel('F') is a view": lambda y: (y.T.ravel("F"), lambda v: v.__setitem__(1, 100.0)),
+    "np.copy(y.T) keeps F order": lambda y: ((c := np.copy(y.T)), lambda v: (
+        v.__setitem__((0, 0), 5.0), r := v.reshape(-1), v.__setitem__((1, 1), 100.0), r)[-1]),
+    "y.T.copy() is C order": lambda y: ((c := y.T.copy()), lambda v: (
+        r := v.reshape(-1), v.__setitem__((0, 0), 100.0), r)[0]),
+    "broadcast_to(y, y.shape) is read-only": lambda y: (np.broadcast_to(y, y.shape), None),
+}
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES.values(), ids=LAYOUT_CASES.keys())
+def test_views_and_copies_follow_numpys_memory_layout(case):
+    def run(x):
+        y = x * 1.0
+        v, act = case(y)
+        if act is None:
+            try:
+                v[0] = 7.0
+                return np.zeros(1)
+            except ValueError:                  # numpy's read-only view
+                return np.ones(1)
+        out = act(v)
+        parts = [y, v] if out is None else [y, v, out]
+        return np.concatenate([np.ravel(p) * 1.0 for p in parts])
+    x = np.arange(6.0).reshape(2, 3)
+    expected = run(x)
+    out, _ = nb.vjp(run, x, np.ones(expected.shape))
+    assert np.array_equal(out, expected)

@@ -100,7 +100,7 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
 @implements(np.copy, torch=("x.clone", "x.copy"), ops=("copy",), names=("x.copy",))
 def copy(a, order="K", subok=False):
     x = tensorize(a)
-    return core.copy(x, np.array(x._v))
+    return core.copy(x, np.array(x._v, order=order))       # (the memory layout numpy gives)
 
 
 def _created(fn, shape, dtype, *args):
@@ -241,10 +241,21 @@ def _write(t, pos, value, checked=False):
         fpos = pos.reshape(-1)
         if np.unique(fpos).size != fpos.size:       # repeated positions: the last write wins
             fpos, part = _last_writes(fpos, part)
-        rebind(t, core.assign(t, part, fpos, new.reshape(np.shape(t._v))))
+        whole = new.reshape(np.shape(t._v))
+        if type(t._v) is np.ndarray and not t._v.flags.c_contiguous:
+            whole = _in_layout_of(t._v, whole)          # numpy writes in place: the layout stays
+        rebind(t, core.assign(t, part, fpos, whole))
     src, where = _viewed_positions(t)
     if src is not None:
         _write(src, where.reshape(-1)[pos], value, checked=True)
+
+
+def _in_layout_of(layout, value):
+    """``value`` in the memory layout of ``layout`` (numpy's in-place writes keep an array's layout,
+    and a later reshape or ravel copies or views by it)."""
+    out = np.empty_like(layout)
+    out[...] = value
+    return out
 
 
 def _part(t, pos, value, written):
@@ -335,7 +346,7 @@ def install(T):
                          ("itruediv", "divide"), ("ipow", "power"), ("imod", "remainder"),
                          ("ifloordiv", "floor_divide")):
         setattr(T, f"__{dunder}__", _inplace(name))
-    T.copy = lambda s, order="C": copy(s)
+    T.copy = lambda s, order="C": copy(s, order)
     T.clone = lambda s: copy(s)
     T.fill_ = lambda s, value: (setitem(s, Ellipsis, value), s)[1]
     T.zero_ = lambda s: (setitem(s, Ellipsis, 0.0), s)[1]

@@ -93,27 +93,28 @@ def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
     if value.shape == x.shape:
         return x
     out = core.copy(x, value)
-    if not _reshape_views(x, value.shape):
+    if not _numpy_views(x, lambda f: np.reshape(f, value.shape)):
         return out
     return viewed(out, x, lambda p: p.reshape(value.shape), lambda b: core.copy(b, b._v.reshape(value.shape)))
 
 
-def _reshape_views(x, shape):
-    """Does numpy's reshape of ``x`` to ``shape`` give a view (not a copy)? Only where the
-    memory layout allows: ``x.T.ravel()`` or ``x[:, ::2].reshape(-1)`` copy. Asked of a stand-in
-    with ``x``'s layout: one byte per element of the Tensor ``x`` views, seen through the same
-    chain of views."""
+def _numpy_views(x, fn, c_order=True):
+    """Does numpy's ``fn`` (a reshape, a ravel) of ``x`` give a view, not a copy? That depends
+    on the memory layout: ``x.T.ravel()`` and ``x[:, ::2].reshape(-1)`` copy. Asked of a
+    stand-in with ``x``'s layout: one byte per element of the Tensor ``x`` views, seen through
+    the same chain of views. (``c_order``: ``fn`` flattens in C order, which always views a
+    C-contiguous array.)"""
     chain, t = [], x
     while (base := getattr(t, "_base", None)) is not None:
         chain.append(base[1])
         t = base[0]
     root = np.asarray(t._v)
-    if not chain and root.flags.c_contiguous:
+    if c_order and not chain and root.flags.c_contiguous:
         return True                                 # (the common case: no stand-in needed)
     fake = np.empty_like(root, dtype=np.uint8)      # (keeps C or F order)
     for how in reversed(chain):
         fake = how(fake) if callable(how) else fake[how]
-    return fake.size > 0 and np.may_share_memory(np.reshape(fake, shape), fake)
+    return fake.size > 0 and np.may_share_memory(fn(fake), fake)
 
 
 @implements(np.ravel, torch=("torch.ravel", "torch.flatten", "x.flatten"), ops=("copy",),
@@ -121,8 +122,14 @@ def _reshape_views(x, shape):
 def ravel(a, order="C"):
     x = tensorize(a)
     if _flat_order(x, order, "ravel") == "F":
-        # a copy, as numpy's (no write-through): the flat data of the full transpose
-        return core.copy(transpose(x), np.ravel(x._v, order="F"))
+        # the flat data of the full transpose: a view where numpy's is (an F-contiguous array)
+        out = core.copy(transpose(x), np.ravel(x._v, order="F"))
+        if not _numpy_views(x, lambda f: np.ravel(f, order="F"), c_order=False):
+            return out
+        return viewed(out, x, lambda p: np.ravel(p, order="F"),
+                      lambda b: core.copy(transpose(b), np.ravel(b._v, order="F")))
+    if not _numpy_views(x, np.ravel):          # numpy's ravel copies unless C-contiguous
+        return core.copy(x, np.ravel(x._v))
     return reshape(x, (-1,))
 
 
@@ -246,11 +253,17 @@ def broadcast_to(array, shape, subok=False):
     return _broadcast_view(x, shape)
 
 
-def _broadcast_view(x, shape):
-    """numpy's broadcast view: read-only, and it sees later writes into ``x``."""
+def _broadcast_view(x, shape, same_shape_is_x=False):
+    """numpy's broadcast view: read-only (to ``x``'s own shape too), and it sees later writes
+    into ``x``. PyTorch's ``expand`` to the same shape is ``x`` itself (``same_shape_is_x``)."""
     out = core.broadcast_to(x, shape)
-    return out if out is x else viewed(out, x, lambda p: np.broadcast_to(p, shape),
-                                       lambda b: core.broadcast_to(b, shape), writable=False)
+    if out is x:
+        if same_shape_is_x:
+            return x
+        out = core.copy(x, x._v)
+    return viewed(out, x, lambda p: np.broadcast_to(p, shape),
+                  lambda b: core.broadcast_to(b, shape) if b.shape != shape else core.copy(b, b._v),
+                  writable=False)
 
 
 @implements(np.broadcast_arrays, torch=("torch.broadcast_tensors",), ops=("gather",))
@@ -265,7 +278,8 @@ def _expand(self, *sizes):
     sizes = _shape_arg(sizes)
     lead = len(sizes) - self.ndim
     shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
-    return broadcast_to(self, shape)
+    np.broadcast_shapes(self.shape, shape)
+    return _broadcast_view(self, shape, same_shape_is_x=True)
 
 
 # --------------------------------------------------------------------------- joining

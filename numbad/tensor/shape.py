@@ -36,13 +36,20 @@ def view_geometry(shape, fn):
     array does), the geometry is read off the element indices ``fn`` picks from ``arange``
     instead, and must be a strided map.
     """
-    owner = np.empty(math.prod(shape), np.uint8)
-    view = fn(owner.reshape(shape))
-    if type(view) is np.ndarray and view.base is owner:
-        base = view.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+    # (one real byte, strided as the whole array: its views lead back to it, a copy does not)
+    fake = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=shape,
+                                           strides=contiguous_strides(shape))
+    view = fn(fake)
+    b = view.base if type(view) is np.ndarray else None
+    while type(b) is np.ndarray and b is not fake:
+        b = b.base
+    if b is fake or (b is not None and b is fake.base):
+        base = view.__array_interface__["data"][0] - fake.__array_interface__["data"][0]
         return list(view.strides), base
-    idx = np.asarray(fn(np.arange(owner.size, dtype=np.int64).reshape(shape)))
-    base = int(idx.flat[0]) if idx.size else 0
+    idx = np.asarray(fn(np.arange(math.prod(shape), dtype=np.int64).reshape(shape)))
+    if idx.size == 0:
+        return [0] * idx.ndim, 0                   # (no element is read)
+    base = int(idx.flat[0])
     strides = [int(idx[tuple(1 if k == d else 0 for k in range(idx.ndim))]) - base if n > 1 else 0
                for d, n in enumerate(idx.shape)]
     grid = np.indices(idx.shape, np.int64).reshape(idx.ndim, -1) if idx.ndim else np.zeros((0, 1), np.int64)

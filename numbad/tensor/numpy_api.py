@@ -202,7 +202,7 @@ def apply_ufunc(ufunc, args, kwargs):
     if len(args) != op.arity:
         raise TypeError(f"np.{name} takes {op.arity} arguments, got {len(args)}")
     if dtype is not None:
-        args, dtype = _cast_operands(name, op, args, dtype)
+        args = _cast_operands(name, op, args, dtype)
     if op.name == "power":
         out = power(*args)
     elif op.arity == 1:
@@ -216,20 +216,19 @@ def apply_ufunc(ufunc, args, kwargs):
 
 def _cast_operands(name, op, args, dtype):
     """numpy's ``dtype=``: the operands are cast to it before the op computes (so a float32
-    input summed or exponentiated ``dtype=float64`` is computed in float64, as numpy does).
-    Returns the cast operands and the dtype left to apply to the result (booleans only)."""
+    input exponentiated ``dtype=float64`` is computed in float64, as numpy does)."""
     dtype = np.dtype(dtype)
     if op.dtype_out == "bool":
         if dtype != np.bool_:
             raise TypeError(f"numbad: np.{name}(..., dtype={dtype}) is not supported (its result is boolean)")
-        return args, None
+        return args
     if dtype.kind != "f":
         raise TypeError(f"numbad: np.{name}(..., dtype={dtype}) would drop the derivative; only "
                         "floating dtypes are supported")
     cast = tuple(astype(a, dtype) if type(a) is Tensor
                  else np.asarray(a).astype(dtype)[()] if isinstance(a, (np.ndarray, np.generic)) else a
                  for a in args)
-    return cast, None
+    return cast
 
 
 _UNARY_FAST = {}      # ufunc -> Op for plain one-operand calls (filled in _install)

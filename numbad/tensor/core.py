@@ -41,9 +41,10 @@ class Tensor:
     array([2., 2., 2.])
     """
 
-    # _base: (Tensor, how) for a result numpy would return as a view of that Tensor (a basic
-    # index, a reshape, a transpose): a write into it is also made there; _views: weak references
-    # to the Tensors that view this one, read again after a write into it (creation.py)
+    # _base: (Tensor, how, writable, reread) for a result numpy would return as a view of that
+    # Tensor (a basic index, a reshape, a transpose): a write into it is also made there (unless
+    # numpy's view is read-only); _views: weak references to the Tensors that view this one,
+    # read again (reread) after a write into it (shape.viewed, creation.rebind)
     __slots__ = ("_v", "_tape", "_node", "_base", "_views", "__weakref__")
     __array_priority__ = 1000
 

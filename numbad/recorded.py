@@ -540,18 +540,21 @@ class Tape:
         if api:
             return api.jvp(self, inputs, v, retrace, to_host)
         x = self._pack(inputs, "tape.jvp")
+        t = np.concatenate(self._tangents(v))
+        branch, (out, jv) = self._run("jvp", x, t, inputs=inputs, retrace=retrace)
+        outs = self._unpack_outputs(branch, out)
+        return outs, self._unpack_outputs(branch, jv, tangents=True)
+
+    def _tangents(self, v):
+        """Host tangents by PyTorch's rules for ``v``: one flat array per input, the tape's dtype."""
         if v is None:
             if len(self.in_shapes) != 1 or int(np.prod(self.in_shapes[0])) != 1:
                 raise RuntimeError("The vector v can only be None if the input to the user-provided "
                                    "function is a single Tensor with a single element.")
-            t = np.ones(1, self._dtype())
-        else:
-            dummies = tuple(np.empty(s, d) for s, d in zip(self.in_shapes, self.in_dtypes))
-            v = validate_v(as_v_tuple(v, "jvp"), dummies, self.is_inputs_tuple)
-            t = np.concatenate([np.ravel(vi) for vi in v]).astype(self._dtype())
-        branch, (out, jv) = self._run("jvp", x, t, inputs=inputs, retrace=retrace)
-        outs = self._unpack_outputs(branch, out)
-        return outs, self._unpack_outputs(branch, jv, tangents=True)
+            return [np.ones(1, self._dtype())]
+        dummies = tuple(np.empty(s, d) for s, d in zip(self.in_shapes, self.in_dtypes))
+        v = validate_v(as_v_tuple(v, "jvp"), dummies, self.is_inputs_tuple)
+        return [np.ascontiguousarray(np.ravel(vi), self._dtype()) for vi in v]
 
     def jacobian(self, inputs, retrace=None):
         """The Jacobian with PyTorch's nesting: ``J[i][j]`` has shape ``out_i.shape + in_j.shape``.

@@ -178,17 +178,9 @@ def vjp(tape, inputs, v, retrace, to_host):
 
 def jvp(tape, inputs, v, retrace, to_host):
     xs, host = _inputs(tape, inputs, "tape.jvp")
-    if v is None:
-        if len(tape.in_shapes) != 1 or int(np.prod(tape.in_shapes[0])) != 1:
-            raise RuntimeError("The vector v can only be None if the input to the user-provided "
-                               "function is a single Tensor with a single element.")
-        ts = [np.ones(1, tape._dtype())]
-    elif not any(is_device_array(t) for t in (v if tape.is_inputs_tuple and isinstance(v, tuple) else (v,))):
-        # host tangents: PyTorch's rules for v and the tape's dtype, as tape.jvp on the CPU
-        from ..functional._common import as_v_tuple, validate_v
-        dummies = tuple(np.empty(s, d) for s, d in zip(tape.in_shapes, tape.in_dtypes))
-        v = validate_v(as_v_tuple(v, "jvp"), dummies, tape.is_inputs_tuple)
-        ts = [np.ascontiguousarray(np.ravel(t), tape._dtype()) for t in v]
+    if v is None or not any(is_device_array(t) for t in (v if tape.is_inputs_tuple and isinstance(v, tuple)
+                                                         else (v,))):
+        ts = tape._tangents(v)          # host tangents: as tape.jvp on the CPU
     else:
         ts, _ = _inputs(tape, v, "the tangents of tape.jvp")
     branch, (out, jv) = tape._run("jvp", xs, ts, inputs=host, retrace=retrace, impl=device_branch)

@@ -20,9 +20,10 @@ import numpy as np
 
 from .. import buffers
 
-#: Per-thread scratch of the kernels, int64: [0, 64) walk counters (up to 64 dims), [64, 72)
-#: unused, the last 10 BLAS arguments (``kernels.gemm``).
-WORKSPACE = 88
+#: Per-thread scratch of the kernels, int64: [0, 64) walk counters (up to 64 dims), [64, 320)
+#: the pairwise-summation stack (``kernels._sum_run``), the last 10 BLAS arguments
+#: (``kernels.gemm``).
+WORKSPACE = 330
 
 _G = None
 _local = threading.local()

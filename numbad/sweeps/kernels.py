@@ -210,26 +210,28 @@ def gather_strided(src, soff, dst, doff, ip, ia, L, acc, ws):
 def _sum_run(a, ws):
     """The sum of ``a`` (a contiguous run) exactly as numpy computes it (``pairwise_sum`` in
     numpy's ``loops_utils.h``), in ``a``'s own dtype: a replay then reproduces numpy's value to
-    the bit, and a guard on a read sum holds at the recording input. (``ws`` is unused.)
+    the bit, and a guard on a read sum holds at the recording input.
 
     numpy splits a run longer than 128 in two, at a multiple of 8 below the middle, until the
     pieces are at most 128 long (:func:`_block_sum`), and adds the two halves' sums: the same
-    tree is walked here with a stack (a recursive function cannot be cached)."""
+    tree is walked here with a stack in ``ws`` (a recursive function cannot be cached, and a
+    sweep allocates nothing): per frame its start, length and halves done, and the first
+    half's sum, held as float64 (exact for float32) and added back in ``a``'s dtype. (numpy's
+    reduction adds the pairwise sum to 0.0, which turns -0.0 into 0.0: so does the ``+ 0.0``.)"""
     n = a.size
     if n == 0:
         return 0.0
     if n <= 128:
-        return np.float64(_block_sum(a, 0, n))
-    lo = np.empty(64, np.int64)        # per frame: start, length, halves done so far
-    ln = np.empty(64, np.int64)
-    done = np.empty(64, np.int64)
-    first = np.empty(64, a.dtype)      # per frame: the first half's sum
+        return np.float64(_block_sum(a, 0, n)) + 0.0
+    lo, ln, done = ws[64:128], ws[128:192], ws[192:256]
+    first = ws[256:320].view(np.float64)
     lo[0], ln[0], done[0] = 0, n, 0
     top = 0
-    result = a[0]
+    result = 0.0
     while top >= 0:
         if ln[top] <= 128 or done[top] == 2:
-            v = _block_sum(a, lo[top], ln[top]) if ln[top] <= 128 else first[top] + result
+            v = np.float64(_block_sum(a, lo[top], ln[top])) if ln[top] <= 128 else \
+                _add_in_dtype(a, first[top], result)
             top -= 1
             if top < 0:
                 result = v
@@ -248,7 +250,15 @@ def _sum_run(a, ws):
             lo[top + 1], ln[top + 1] = lo[top] + half, ln[top] - half
         done[top + 1] = 0
         top += 1
-    return np.float64(result)
+    return result + 0.0
+
+
+@_jit
+def _add_in_dtype(a, x, y):
+    """x + y (float64 values of ``a``'s dtype) added in ``a``'s dtype, as numpy adds them."""
+    if a.itemsize == 4:
+        return np.float64(np.float32(x) + np.float32(y))
+    return x + y
 
 
 @_jit

@@ -548,15 +548,11 @@ def _cmp(name):
     return f
 
 
-def _values_of(args):
-    return [value_of(a) for a in args]
-
-
 # Functions that read only metadata (shape, dtype): a Tensor answers as its values do. They record
 # nothing and have no derivative, so they stay out of the op table.
 for _meta in (np.shape, np.ndim, np.size, np.iscomplexobj, np.isrealobj):
     HANDLED[_meta] = (lambda f: lambda a, *args, **kwargs: f(value_of(a), *args, **kwargs))(_meta)
-HANDLED[np.result_type] = lambda *args: np.result_type(*_values_of(args))
+HANDLED[np.result_type] = lambda *args: np.result_type(*[value_of(a) for a in args])
 
 
 def _install():

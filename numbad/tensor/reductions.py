@@ -74,12 +74,10 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
     else:
         axes = normalize_axes(axis, nd)
     if dtype is not None and np.dtype(dtype) != xv.dtype:
-        # numpy casts the elements, then sums in that dtype: record the cast, keep numpy's sum
-        if np.dtype(dtype).kind != "f":
-            raise TypeError(f"numbad: sum(..., dtype={np.dtype(dtype)}) would drop the derivative; "
-                            "only floating dtypes are supported")
-        value = xv.sum(axis=axes, dtype=dtype, keepdims=bool(keepdims))
+        # numpy casts the elements, then sums in that dtype: record the cast (astype refuses
+        # what would drop the derivative), keep numpy's own sum
         x = astype(x, dtype)
+        value = xv.sum(axis=axes, dtype=dtype, keepdims=bool(keepdims))
     else:
         value = xv.sum(axis=axes, keepdims=bool(keepdims))
     # a scatter into the kept shape: reduced axes have stride 0

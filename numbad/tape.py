@@ -109,6 +109,7 @@ class Recording:
         self.guards = []
         self._consts = {}
         self._gathers = {}            # (node, shape, strides, base) -> node: x[1:] read twice is one node
+        self.view_root = {}           # view node -> the node whose storage it shares (core.gather)
         self._cache = None            # arrays converted so far (see arrays())
 
     # ------------------------------------------------------------------ nodes
@@ -177,6 +178,19 @@ class Recording:
         self.node_off.append(off)
         self.node_size.append(n)
         return len(self.node_shape) - 1
+
+    def add_view(self, root, offset, shape):
+        """A node for the ``shape``-shaped run of ``root``'s values from ``offset`` on, sharing
+        its storage (no values are copied); return its index."""
+        n = 1
+        for d in shape:
+            n *= d
+        self.node_shape.append(tuple(shape))
+        self.node_off.append(self.node_off[root] + offset)
+        self.node_size.append(n)
+        node = len(self.node_shape) - 1
+        self.view_root[node] = root
+        return node
 
     def release(self):
         """The recording is finished with: offer its arena for reuse by the next one."""

@@ -63,6 +63,9 @@ LINALG_FACTORS = ("cholesky", "eigh", "svd")
 KINDS = EW_KINDS + ("copy", "gather", "scatter", "take", "put_add", "matmul", "assemble",
                     "extreme", "arg_extreme", "argsort", "scan_sum", "cumprod", "take_along", "put_along",
                     "assign", "solve", "logabsdet", "det_sign") + LINALG_FACTORS
+#: Op kinds without CUDA code because no tape that reaches a GPU holds them: views are made by
+#: the fresh recordings of eager calls only (``numbad.tensor.core.gather``), never by ``nb.record``.
+HOST_ONLY_KINDS = ("view",)
 
 
 def _slots(op):

@@ -20,6 +20,13 @@ the tape's integer pool are
 * ``assemble`` (concatenate/stack): ``nparts, out_size`` then per part its
   node and the offset of a strided map placing it in the output.
 * ``copy``: identity on the flat data (reshape, ravel).
+* ``view``: a contiguous run of its operand's values (``x[1:]``, a row of a
+  matrix), with the layout of ``gather``. Its node shares its operand's
+  storage (its offset lies inside the operand's), so it moves no data: the
+  sweeps treat it as a no-op, and a reverse sweep first gives every needed
+  view's base a zeroed cotangent that the consumers of the base and of its
+  views all add into (``prepare_views``). Only fresh recordings make views;
+  replayable tapes record ``gather``.
 * segment ops (``extreme``, ``scan_sum``, ``cumprod``, ``arg_extreme``, ``argsort``):
   ``O, R, I``: the operand viewed as ``(O, R, I)`` in C order, the op working
   along the middle axis (any one axis, or several adjacent ones, of the
@@ -44,6 +51,8 @@ structural("gather", 201, "gather", 1,
                   "x[basic index]", "np.diagonal", "np.flip"),
            torch=("transpose", "t", "permute", "expand", "__getitem__", "diagonal", "flip"),
            doc="strided read: transposes, broadcasts, basic slices")
+structural("view", 215, "view", 1, numpy=("x[contiguous basic slice]",), torch=("__getitem__",),
+           doc="contiguous read sharing the operand's storage (no copy; not on replayable tapes)")
 structural("scatter", 202, "scatter", 1, numpy=("np.sum", "ndarray.sum", "np.mean", "np.trace"),
            torch=("sum", "mean"), doc="strided accumulate: sums over axes")
 structural("take", 203, "take", 1, numpy=("x[integer array]", "x[boolean mask]", "np.take"),

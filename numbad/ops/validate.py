@@ -167,12 +167,19 @@ def _svd(ck, op, row, what):
     _expect(ck, what, a=Bt * m * n, out=Bt * (m * k + k + k * n))
 
 
+def _never_saved(ck, op, row, what):
+    # views share their operand's storage: only eager calls' fresh recordings make them, and the
+    # replays of saved tapes would not know it
+    raise ValueError(f"{what}: a tape file holds no {op.name} ops (nb.record never makes them)")
+
+
 #: op kind -> check of one op row (kinds added to the registry must add theirs; a test checks it).
 VALIDATORS = {
     "elementwise": _elementwise,
     "nondiff": _elementwise,
     "copy": _copy,
     "gather": _gather,
+    "view": _never_saved,
     "scatter": _scatter,
     "take": _take,
     "put_add": _put_add,

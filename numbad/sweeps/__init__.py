@@ -138,6 +138,23 @@ def _write_seed(buf, lo, hi, v, L, acc):
         buf[lo:hi] = v.reshape(-1) if type(v) is np.ndarray else v
 
 
+def _seed(tape, adj, adj_set, node, v, L):
+    """``adj[node] (+)= v`` before a reverse sweep (``L`` lanes per element).
+
+    A view (:func:`numbad.tensor.core.gather`) shares its base's storage, where the
+    sweep adds the cotangents of the base and of all its views: as ``prepare_views``
+    does for the views inside the sweep, the base first gets a zeroed cotangent, and the
+    view's seed adds to it (as does a later seed of the base).
+    """
+    noff, nsize = tape.node_off, tape.node_size
+    root = tape.view_root.get(node) if tape.view_root else None
+    if root is not None and not adj_set[root]:
+        adj[noff[root] * L:(noff[root] + nsize[root]) * L] = 0.0
+        adj_set[root] = True
+    _write_seed(adj, noff[node] * L, (noff[node] + nsize[node]) * L, v, L, adj_set[node] or root is not None)
+    adj_set[node] = True
+
+
 def _read(arena, lo, n):
     """A result out of a sweep arena, as a copy: the arena goes back to the buffer cache."""
     return arena[lo:lo + n].copy()
@@ -161,8 +178,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     adj = buffers.take(vals.shape[0] * L, vals.dtype)
     noff, nsize = tape.node_off, tape.node_size        # Python ints: cheaper than numpy's here
     for node, v in seeds:
-        _write_seed(adj, noff[node] * L, (noff[node] + nsize[node]) * L, v, L, adj_set[node])
-        adj_set[node] = True
+        _seed(tape, adj, adj_set, node, v, L)
     g = interpreters()
     if lanes:
         g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
@@ -179,7 +195,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
 #: linear or piecewise-linear kinds (no share). A tape holding any other kind (cumprod, the
 #: factorizations) takes the differentiable path instead.
 SECOND_ORDER_KINDS = frozenset({
-    "elementwise", "nondiff", "matmul", "copy", "gather", "scatter", "take", "put_add", "assemble",
+    "elementwise", "nondiff", "matmul", "copy", "gather", "view", "scatter", "take", "put_add", "assemble",
     "extreme", "scan_sum", "take_along", "put_along", "assign", "arg_extreme", "argsort", "det_sign"})
 _SECOND_ORDER = None          # per opcode: is its kind in SECOND_ORDER_KINDS?
 
@@ -219,8 +235,7 @@ def hvp(tape, begin, end, input_nodes, output_node, tangents):
         _write_seed(tan, noff[node], noff[node] + nsize[node], t, 1, False)
     g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, ws)
     adj = buffers.take(vals.shape[0], vals.dtype)
-    adj[noff[output_node]] = 1.0
-    adj_set[output_node] = True
+    _seed(tape, adj, adj_set, output_node, 1.0, 1)
     g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, ws)
     # the sources overwrite the cotangents in place: visiting ops in recording order, an op
     # reads its output's cotangent before any later op (its consumers) writes that node's

@@ -130,6 +130,9 @@ STRUCTURAL = {
         lambda op, L: ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
         lambda op, L: _one(f"K.scatter_strided(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na], ws)"),
         lambda op, L: [f"K.gather_strided(tan, node_off[na], tan, yo, ip, ia, {L}, False, ws)"]),
+    # a view shares its operand's storage: no values move; its cotangent is already in the
+    # operand's storage (prepare_views), its tangent already in the operand's tangent
+    "view": (lambda op, L: ["pass"], lambda op, L: ["pass"], lambda op, L: ["pass"]),
     "scatter": (
         lambda op, L: ["K.scatter_strided(vals, node_off[na], vals, yo, ip, ia, 1, False, ws)"],
         lambda op, L: _one(f"K.gather_strided(adj, yo, adj, node_off[na], ip, ia, {L}, adj_set[na], ws)"),
@@ -439,6 +442,14 @@ def _row_test(node, terms):
 
 
 def _branch_second_order(op, call):
+    if op.kind == "view":
+        # the sources overwrite the cotangents in place: the base's cotangent was read by the
+        # op making the base (earlier); the first view reached zeroes the base's sources unless
+        # a consumer of the base wrote some, and all later writes there add
+        return ["if not src_set[na]:",
+                "    src[node_off[na]:node_off[na] + node_size[na]] = 0.0",
+                "    src_set[na] = True",
+                "src_set[o] = True"]
     if op.kind == "matmul":
         # each share is flagged before the next is made: x @ x has one node for both operands,
         # whose second share must add to the first
@@ -590,6 +601,26 @@ def _outlined(name, params, ops, loop):
     return lines, calls
 
 
+def _per_operand(diff_ops, mark):
+    """The body of a walk over op rows (``code``, ``o``, ``ia`` read): ``mark(x)``'s lines for
+    each differentiable operand ``x`` of the op (an expression for its node)."""
+    lines, first = [], True
+    for op in diff_ops:
+        if op.kind != "assemble" and not op.nondiff_args:
+            continue
+        lines.append(f"{'if' if first else 'elif'} code == {op.code}:  # {op.name}")
+        first = False
+        if op.kind == "assemble":
+            lines += ["    for p in range(ip[ia]):"] + _indent(mark("ip[ia + 2 + 2 * p]"), 8)
+        else:
+            for i in range(op.arity):
+                if i not in op.nondiff_args:
+                    lines += _indent(mark(f"ops[k, {2 + i}]"), 4)
+    lines += ["else:", "    for j in range(2, 5):", "        x = ops[k, j]", "        if x >= 0:"]
+    lines += _indent(mark("x"), 12)
+    return _indent(lines, 8)
+
+
 def _interpreters(ops):
     diff_ops = [op for op in ops if op.differentiable]
     out = []
@@ -617,23 +648,40 @@ def _interpreters(ops):
             "            continue",
             "        o = ops[k, 1]",
             "        ia = ops[k, 5]"]
-    special = [op for op in diff_ops if op.kind == "assemble" or op.nondiff_args]
-    first = True
-    for op in special:
-        out.append(f"        {'if' if first else 'elif'} code == {op.code}:  # {op.name}")
-        first = False
-        if op.kind == "assemble":
-            out += ["            for p in range(ip[ia]):",
-                    "                if varying[ip[ia + 2 + 2 * p]]:",
-                    "                    varying[o] = True"]
-        else:
-            terms = [f"varying[ops[k, {2 + i}]]" for i in range(op.arity) if i not in op.nondiff_args]
-            out.append(f"            varying[o] = varying[o] or {' or '.join(terms)}")
-    out += ["        else:",
-            "            for j in range(2, 5):",
-            "                x = ops[k, j]",
-            "                if x >= 0 and varying[x]:",
-            "                    varying[o] = True", ""]
+    out += _per_operand(diff_ops, lambda x: [f"if varying[{x}]:", "    varying[o] = True"]) + [""]
+    # prepare_views: the bases of views get their cotangents before a reverse sweep
+    view = next(op for op in diff_ops if op.kind == "view")
+    out += ["@_interp",
+            "def prepare_views(ops, ip, node_off, node_size, adj, adj_set, varying, begin, end, L):",
+            '    """Before a reverse sweep: a zeroed, set cotangent for the base of every view that passes one.',
+            "",
+            "    A view shares its base's storage, so its consumers and the base's add into one",
+            "    region, and none of them may assign it first. ``needed`` follows the cotangents",
+            "    back from the seeds (``adj_set`` on entry) as the sweep will, so a base gets one",
+            '    only where a view passes it one, as a gather would. ``varying`` is marked."""',
+            "    views = False",
+            "    for k in range(begin, end):",
+            f"        if ops[k, 0] == {view.code}:",
+            "            views = True",
+            "            break",
+            "    if not views:",
+            "        return",
+            "    needed = adj_set.copy()",
+            "    for k in range(end - 1, begin - 1, -1):",
+            "        code = ops[k, 0]",
+            "        o = ops[k, 1]",
+            "        if code >= FIRST_NONDIFF_CODE or not needed[o] or not varying[o]:",
+            "            continue",
+            "        ia = ops[k, 5]",
+            f"        if code == {view.code}:  # view",
+            "            r = ops[k, 2]",
+            "            if not adj_set[r]:",
+            "                adj[node_off[r] * L:(node_off[r] + node_size[r]) * L] = 0.0",
+            "                adj_set[r] = True",
+            "            adj_set[o] = True",
+            "            needed[r] = True",
+            "            continue"]
+    out += _per_operand(diff_ops, lambda x: [f"if varying[{x}]:", f"    needed[{x}] = True"]) + [""]
     # forward replay
     out += ["@_interp", "def forward(ops, node_off, node_size, ip, vals, begin, end, ws):",
             '    """Recompute every node value of ops [begin, end) from the nodes before them."""',
@@ -649,6 +697,8 @@ def _interpreters(ops):
                 "    ``varying`` flags the requested inputs on entry; the sweep first marks",
                 '    every node that depends on them, and only those receive cotangents."""',
                 "    mark_varying(ops, ip, varying, begin, end)",
+                f"    prepare_views(ops, ip, node_off, node_size, adj, adj_set, varying, begin, end, "
+                f"{'L' if lanes else '1'})",
                 "    for k in range(end - 1, begin - 1, -1):",
                 "        o = ops[k, 1]",
                 "        if not adj_set[o] or not varying[o]:",

@@ -380,6 +380,7 @@ RULES = {
     "elementwise": _elementwise,
     "copy": _linear(lambda g, ia, shape: _reshape(g, shape)),
     "gather": _linear(scatter_by_map),
+    "view": _linear(scatter_by_map),
     "scatter": _linear(gather_by_map),
     "take": _linear(put_add_by_index),
     "put_add": _linear(take_by_index),

@@ -15,6 +15,11 @@ from ..tape import BIG, active_tapes
 _new = object.__new__
 
 _GATHER = OPS["gather"].code
+_VIEW = OPS["view"].code
+
+#: Smallest contiguous read recorded as a view (no copy; see :func:`gather`): below it a copy
+#: costs less than the reverse sweep's extra pass over the op rows (``prepare_views``).
+VIEW_MIN_SIZE = 256
 _SCATTER = OPS["scatter"].code
 _TAKE = OPS["take"].code
 _PUT_ADD = OPS["put_add"].code
@@ -359,7 +364,13 @@ def gather(x, value, strides, base):
 
     The same read of the same node (``x[:-1]`` written twice) is recorded once: nodes
     never change (a write makes a new one), so the second read shares the first's node,
-    and the tape holds, replays and sweeps one copy fewer."""
+    and the tape holds, replays and sweeps one copy fewer.
+
+    A read of a contiguous run of ``x``'s values (``x[1:]``, ``m[2]``, ``m[1:3]``) of at
+    least ``VIEW_MIN_SIZE`` elements is a ``view``: its node shares the storage of ``x``
+    (or of the node whose storage ``x`` shares), so nothing is copied when recording nor
+    moved in the sweeps. Replayable tapes (``nb.record``) record a gather instead: the
+    ensemble and GPU replays know no views."""
     tape = x._tape
     value = _scalarize(value)
     shape = np.shape(value)
@@ -367,10 +378,29 @@ def gather(x, value, strides, base):
     node = tape._gathers.get(key)
     if node is not None:
         return wrap(value, tape, node)
+    size = np.size(value)
+    if size >= VIEW_MIN_SIZE and not tape.replayable and _is_contiguous(shape, strides):
+        root = tape.view_root.get(x._node, x._node)
+        base += tape.node_off[x._node] - tape.node_off[root]
+        ia = strided_map(tape, shape, strides, base, tape.node_size[root])
+        node = tape.add_view(root, base, shape)
+        tape.add_op(_VIEW, node, root, -1, -1, ia)
+        tape._gathers[key] = node
+        return wrap(value, tape, node)
     ia = strided_map(tape, shape, strides, base, tape.node_size[x._node])
     out = record(tape, _GATHER, value, x._node, iattr=ia)
     tape._gathers[key] = out._node
     return out
+
+
+def _is_contiguous(shape, strides):
+    """Does a strided map of ``shape`` walk consecutive elements (C order)?"""
+    step = 1
+    for d, s in zip(reversed(shape), reversed(strides)):
+        if d != 1 and s != step:
+            return False
+        step *= d
+    return True
 
 
 def scatter(x, value, strides, base):

@@ -57,16 +57,26 @@ def take(n, dtype, at_least=False):
     return np.empty(n, dtype)
 
 
+def take_small(dtype):
+    """The calling thread's spare small arena of ``dtype`` (``None`` if there is none): the
+    first arena of a tape, so that a call like the last one records without growing it."""
+    try:
+        return _local.small.pop(dtype, None)
+    except AttributeError:
+        return None
+
+
 def clear():
     """Drop this thread's spare buffers (their memory goes back to the system).
 
     >>> import numbad
     >>> numbad.buffers.clear()
     """
-    try:
-        _local.spares.clear()
-    except AttributeError:
-        pass
+    for pool in ("spares", "small"):
+        try:
+            getattr(_local, pool).clear()
+        except AttributeError:
+            pass
 
 
 def give(buf):
@@ -76,7 +86,15 @@ def give(buf):
     and drop it after the call.
     """
     if buf.shape[0] < _MIN_FLOATS:
-        return False
+        # one small arena per thread and dtype, the last one given (a whole array only)
+        if buf.base is not None or sys.getrefcount(buf) > 3:
+            return False
+        try:
+            small = _local.small
+        except AttributeError:
+            small = _local.small = {}
+        small[buf.dtype] = buf
+        return True
     base = buf if buf.base is None else buf.base
     if not isinstance(base, np.ndarray) or not MIN_BYTES <= base.nbytes <= MAX_BYTES:
         return False

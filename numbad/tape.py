@@ -94,8 +94,9 @@ class Recording:
     def __init__(self, dtype=np.float64):
         self.dtype = np.dtype(dtype)
         self.narrow = self.dtype.itemsize < 8      # a float32 arena (widened if float64 values come)
-        self.arena = np.empty(_INITIAL_ARENA, self.dtype)
-        self.cap = _INITIAL_ARENA
+        arena = buffers.take_small(self.dtype)
+        self.arena = np.empty(_INITIAL_ARENA, self.dtype) if arena is None else arena
+        self.cap = self.arena.shape[0]
         self.top = 0
         self.node_off = []            # per node: offset of its values in the arena
         self.node_size = []           # per node: number of values

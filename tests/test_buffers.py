@@ -116,9 +116,20 @@ def test_at_most_max_spares_are_kept_largest_first():
     assert sizes == [N * (k + 3) for k in range(buffers.MAX_SPARES)]
 
 
-def test_small_buffers_are_not_kept():
-    assert not buffers.give(np.empty(16))
+def test_small_buffers_are_not_spares_but_the_next_tapes_first_arena():
+    buffers.clear()
+    small = np.empty(16)
+    assert buffers.give(small)
     assert buffers._spares(np.dtype(np.float64)) == []
+    assert buffers.take_small(np.dtype(np.float64)) is small
+    assert buffers.take_small(np.dtype(np.float64)) is None        # handed out once
+    viewed = np.empty(16)
+    view = viewed[2:]
+    assert not buffers.give(viewed) and not buffers.give(view)    # something still sees them
+    # a recording that grew its arena leaves it for the next one, which starts at that size
+    nb.vjp(lambda x: np.sum(x * 2.0), np.ones(1000))
+    arena = buffers.take_small(np.dtype(np.float64))
+    assert arena is not None and arena.shape[0] >= 1000
 
 
 def test_clear_drops_the_spares():

@@ -285,17 +285,18 @@ def _reverse_loop(op, lanes):
         lines.append(f"if varying[{node}]:")
         lines += _indent(_value_views(op, [d]), 4)
         if lanes:
-            # lane blocks as views too; a same-size operand's first cotangent is written (as
+            # one view of each lane block, indexed by row (a view per row costs more than
+            # its row of a few lanes); a same-size operand's first cotangent is written (as
             # in the one-lane loops below), else the block is zeroed and accumulated into
             span = "n" if op.arity == 1 else f"n if s{nm} else 1"
             loop = (["for i in range(n):"]
-                    + _indent(_loads(op, [d]) + [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L",
-                                                 "q = (yo + i) * L", "ap = adj[p:p + L]", "aq = adj[q:q + L]",
+                    + _indent(_loads(op, [d]) + [f"d = {d}", f"p = {_idx(op, nm)} * L", "q = i * L",
                                                  "for j in range(L):"], 4))
             writes = f"not adj_set[{node}]" if op.arity == 1 else f"s{nm} and not adj_set[{node}]"
-            lines += _indent([f"if {writes}:"] + _indent(loop + ["        ap[j] = aq[j] * d"], 4)
+            lines += _indent([f"ga = adj[{nm}o * L:({nm}o + {_span(op, nm)}) * L]", "gy = adj[yo * L:(yo + n) * L]",
+                              f"if {writes}:"] + _indent(loop + ["        ga[p + j] = gy[q + j] * d"], 4)
                              + ["else:", f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)"]
-                             + _indent(loop + ["        ap[j] += aq[j] * d"], 4), 4)
+                             + _indent(loop + ["        ga[p + j] += gy[q + j] * d"], 4), 4)
         else:
             # separate loops for accumulating, for the first write, and for an operand that
             # broadcasts (sums into one slot, in order): simple loops are what LLVM vectorizes
@@ -323,14 +324,18 @@ def _tangent_loop(op, lanes):
              + _value_views(op, exprs))
     body = _loads(op, exprs)
     if lanes:
-        # tq = 0.0 + (each varying operand's term), in operand order: the first term is
-        # written (0.0 + keeps the sum's signed zero), the others added, one pass each
-        body += ["q = (yo + i) * L", "tq = tan[q:q + L]"]
-        body += _sum_of_terms(diff, lambda nm, d: [f"d = {d}", f"p = ({nm}o + {_idx(op, nm)}) * L",
-                                                   "tp = tan[p:p + L]"],
-                              lambda nm, d: ["for j in range(L):", "    tq[j] = 0.0 + tp[j] * d"],
-                              lambda nm, d: ["for j in range(L):", "    tq[j] += tp[j] * d"], "tq[:] = 0.0")
-        return _offsets(op) + lines + ["for i in range(n):"] + _indent(body, 4)
+        # ty = 0.0 + (each varying operand's term), in operand order: the first term is
+        # written (0.0 + keeps the sum's signed zero), the others added, one pass over the
+        # rows each, through one view of each lane block (a view per row costs more than
+        # its row of a few lanes)
+        def rows(stmt):
+            return lambda nm, d: (["for i in range(n):"] + _indent(
+                _loads(op, [d]) + [f"d = {d}", "q = i * L", f"p = {_idx(op, nm)} * L", "for j in range(L):",
+                                   "    " + stmt.format(nm=nm)], 4))
+        body = _sum_of_terms(diff, lambda nm, d: [f"t{nm} = tan[{nm}o * L:({nm}o + {_span(op, nm)}) * L]"],
+                             rows("ty[q + j] = 0.0 + t{nm}[p + j] * d"), rows("ty[q + j] += t{nm}[p + j] * d"),
+                             "ty[:] = 0.0")
+        return _offsets(op) + lines + ["ty = tan[yo * L:(yo + n) * L]"] + body
     lines += [f"t{nm} = tan[{nm}o:{nm}o + {_span(op, nm)}]" for nm, _, _ in diff] + ["ty = tan[yo:yo + n]"]
     body += ["s = 0.0"]
     for nm, _, d in diff:
@@ -476,26 +481,28 @@ def _branch_second_order(op, call):
 # innermost loops run across lanes, where the compiler vectorizes them.
 
 def _lane_loads(op, exprs):
-    return [f"{nm} = l{nm}[j]" for nm in _used(op, exprs)]
+    return [f"{nm} = l{nm}[{'q' if nm == 'y' else 'p' + nm} + j]" for nm in _used(op, exprs)]
 
 
-def _lane_views(op, exprs):
-    """Inside the element loop: lane blocks (views) of the values ``exprs`` use."""
-    pos = {nm: f"p{nm}" for nm in op.operand_names()}
-    pos["y"] = "q"
-    return [f"l{nm} = vals[{pos[nm]}:{pos[nm]} + L]" for nm in _used(op, exprs)]
+def _lane_blocks(arena, op, names):
+    """Before the loop over elements: one view of the lane block of each of ``names`` in
+    ``arena`` (prefix ``l`` for values, else ``arena``'s first letter). A view per element
+    costs more than its row of a few lanes."""
+    prefix = "l" if arena == "vals" else arena[0]
+    return [f"{prefix}{nm} = {arena}[{nm}o * L:({nm}o + {_span(op, nm)}) * L]" for nm in names]
 
 
 def _lane_positions(op):
-    return [f"p{nm} = ({nm}o + {_idx(op, nm)}) * L" for nm in op.operand_names()] + ["q = (yo + i) * L"]
+    """Inside the loop: where element ``i``'s lanes start in each operand's block and the output's."""
+    return [f"p{nm} = {_idx(op, nm)} * L" for nm in op.operand_names()] + ["q = i * L"]
 
 
 def _branch_forward_batch(op):
     if op.kind in ("elementwise", "nondiff"):
-        body = _lane_loads(op, [op.forward]) + [f"ly[j] = {op.forward}"]
-        views = [v for v in _lane_views(op, [op.forward]) if not v.startswith("ly ")]
-        return _operand_setup(op) + ["for i in range(n):"] + _indent(
-            _lane_positions(op) + views + ["ly = vals[q:q + L]", "for j in range(L):"] + _indent(body, 4), 4)
+        body = _lane_loads(op, [op.forward]) + [f"ly[q + j] = {op.forward}"]
+        blocks = _lane_blocks("vals", op, [u for u in _used(op, [op.forward]) if u != "y"])
+        return _operand_setup(op) + blocks + ["ly = vals[yo * L:(yo + n) * L]", "for i in range(n):"] + _indent(
+            _lane_positions(op) + ["for j in range(L):"] + _indent(body, 4), 4)
     return {
         "copy": ["K.copy(vals, node_off[na], vals, yo, n, L, False)"],
         "gather": ["K.gather_strided(vals, node_off[na], vals, yo, ip, ia, L, False, ws)"],
@@ -515,10 +522,11 @@ def _branch_reverse_batch(op):
                 continue
             span = "n" if op.arity == 1 else f"n if s{nm} else 1"
             lines += [f"if varying[{node}]:", f"    if not adj_set[{node}]:",
-                      f"        K.fill_zero(adj, {nm}o, {span}, L)", "    for i in range(n):"]
-            lines += _indent(_lane_positions(op) + _lane_views(op, [d])
-                             + [f"g{nm} = adj[p{nm}:p{nm} + L]", "gy = adj[q:q + L]", "for j in range(L):"]
-                             + _indent(_lane_loads(op, [d]) + [f"g{nm}[j] += gy[j] * ({d})"], 4), 8)
+                      f"        K.fill_zero(adj, {nm}o, {span}, L)"]
+            lines += _indent(_lane_blocks("vals", op, _used(op, [d])) + _lane_blocks("adj", op, [nm])
+                             + ["gy = adj[yo * L:(yo + n) * L]", "for i in range(n):"], 4)
+            lines += _indent(_lane_positions(op) + ["for j in range(L):"]
+                             + _indent(_lane_loads(op, [d]) + [f"a{nm}[p{nm} + j] += gy[q + j] * ({d})"], 4), 8)
             lines.append(f"    adj_set[{node}] = True")
         return lines
     if op.kind == "matmul":
@@ -539,12 +547,12 @@ def _branch_tangent_batch(op):
         exprs = [d for _, _, d in diff]
         body = _lane_loads(op, exprs) + ["s = 0.0"]
         for nm, _, d in diff:
-            body += [f"if on{nm}:", f"    s += t{nm}[j] * ({d})"]
-        body += ["ty[j] = s"]
-        views = _lane_views(op, exprs) + [f"t{nm} = tan[p{nm}:p{nm} + L]" for nm, _, _ in diff] + \
-            ["ty = tan[q:q + L]"]
-        return lines + ["for i in range(n):"] + _indent(
-            _lane_positions(op) + views + ["for j in range(L):"] + _indent(body, 4), 4)
+            body += [f"if on{nm}:", f"    s += t{nm}[p{nm} + j] * ({d})"]
+        body += ["ty[q + j] = s"]
+        blocks = (_lane_blocks("vals", op, _used(op, exprs)) + _lane_blocks("tan", op, [nm for nm, _, _ in diff])
+                  + ["ty = tan[yo * L:(yo + n) * L]"])
+        return lines + blocks + ["for i in range(n):"] + _indent(
+            _lane_positions(op) + ["for j in range(L):"] + _indent(body, 4), 4)
     if op.kind == "matmul":
         return ["K.matmul_batch_jvp(vals, node_off[na], node_off[nb], tan, varying[na], varying[nb], yo, ip, ia, L)"]
     return _branch_tangent(op, True, None)

@@ -265,31 +265,33 @@ def _add_in_dtype(a, x, y):
 def _block_sum(a, lo, n):
     """numpy's sum of a[lo:lo + n], 1 <= n <= 128, in ``a``'s dtype: fewer than 8 in order
     (from 0, so that -0.0 alone sums to 0.0); else eight interleaved partial sums, combined
-    pairwise, then the rest in order."""
+    pairwise, then the rest in order. (Read through a view with a ``range`` loop: indices
+    the compiler knows are not negative let it add the eight sums as one vector, at
+    numpy's speed; a ``while`` loop's index ran at half of it.)"""
+    b = a[lo:lo + n]
     if n < 8:
-        s = a[lo]
+        s = b[0]
         if s == 0.0:
             s = abs(s)
-        for i in range(lo + 1, lo + n):
-            s += a[i]
+        for i in range(1, n):
+            s += b[i]
         return s
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = lo + 8
-    stop = lo + n - n % 8
-    while i < stop:
-        r0 += a[i]
-        r1 += a[i + 1]
-        r2 += a[i + 2]
-        r3 += a[i + 3]
-        r4 += a[i + 4]
-        r5 += a[i + 5]
-        r6 += a[i + 6]
-        r7 += a[i + 7]
-        i += 8
+    r0, r1, r2, r3 = b[0], b[1], b[2], b[3]
+    r4, r5, r6, r7 = b[4], b[5], b[6], b[7]
+    m = n - n % 8
+    for k in range(1, m // 8):
+        i = 8 * k
+        r0 += b[i]
+        r1 += b[i + 1]
+        r2 += b[i + 2]
+        r3 += b[i + 3]
+        r4 += b[i + 4]
+        r5 += b[i + 5]
+        r6 += b[i + 6]
+        r7 += b[i + 7]
     s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for j in range(i, lo + n):
-        s += a[j]
+    for j in range(m, n):
+        s += b[j]
     return s
 
 
@@ -426,22 +428,29 @@ def _times_diagonal(tA, M, N, A, aoff, lda, D, doff, ldd, beta, C, coff, ldc):
 
     Each sum of the product has one nonzero term, so this gives BLAS's numbers
     (``0.0 +`` keeps its signed zeros) where A is finite; BLAS's ``inf * 0``
-    terms make NaN elsewhere, so with a non-finite A this returns False
-    without writing C (the caller then calls BLAS).
+    terms make NaN elsewhere, so with a non-finite A this returns False (the
+    caller then calls BLAS, which overwrites C: with beta 0 the scaling has
+    already written it, checking A in the same pass).
     """
-    if not _is_finite(A, aoff, lda, N if tA else M, M if tA else N):
-        return False
     d = D[doff: doff + N * (ldd + 1): ldd + 1]
+    if beta != 0.0:
+        if not _is_finite(A, aoff, lda, N if tA else M, M if tA else N):
+            return False
+        for m in range(M):
+            c = C[coff + m * ldc: coff + m * ldc + N]
+            a = A[aoff + m: aoff + m + N * lda: lda] if tA else A[aoff + m * lda: aoff + m * lda + N]
+            for n in range(N):
+                c[n] = c[n] * beta + (0.0 + a[n] * d[n])
+        return True
+    # C is overwritten (beta 0): scale and check A in one pass; BLAS redoes C if A was not finite
+    bad = 0
     for m in range(M):
         c = C[coff + m * ldc: coff + m * ldc + N]
         a = A[aoff + m: aoff + m + N * lda: lda] if tA else A[aoff + m * lda: aoff + m * lda + N]
-        if beta != 0.0:
-            for n in range(N):
-                c[n] = c[n] * beta + (0.0 + a[n] * d[n])
-        else:
-            for n in range(N):
-                c[n] = 0.0 + a[n] * d[n]
-    return True
+        for n in range(N):
+            c[n] = 0.0 + a[n] * d[n]
+            bad += np.int64(not (a[n] - a[n] == 0.0))      # inf - inf and NaN are NaN
+    return bad == 0
 
 
 @_jit

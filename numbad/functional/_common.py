@@ -181,7 +181,7 @@ class Call:
             if type(x) is Tensor and x._tape is tape:
                 # a differentiable copy: the enclosing call differentiates through it
                 from ..tensor.core import copy
-                t = copy(x, x._v)
+                t = copy(x, x._v, share=False)
             else:
                 # like PyTorch's detach(): the Tensor shares the caller's (never modified) data
                 v = x._v if type(x) is Tensor else x

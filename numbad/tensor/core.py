@@ -426,9 +426,23 @@ def put_add(x, flat_index, size, value):
     return record(tape, _PUT_ADD, value, x._node, iattr=ia)
 
 
-def copy(x, value):
-    """Record ``value`` with the same flat data as ``x`` (reshape, ravel)."""
-    return record(x._tape, _COPY, value, x._node)
+def copy(x, value, share=True):
+    """Record ``value`` with the same flat data as ``x`` (reshape, ravel).
+
+    Large enough (``VIEW_MIN_SIZE``) on a fresh recording, the result is a view of all of
+    ``x``'s values, as :func:`gather` makes (nodes never change, so sharing their storage
+    is safe). ``share=False`` for a node of its own: a call's input (its sweeps tell its
+    inputs apart by node), or values that are not ``x``'s (``astype`` rounds them)."""
+    tape = x._tape
+    if share and not tape.replayable and np.size(value) >= VIEW_MIN_SIZE:
+        root = tape.view_root.get(x._node, x._node)
+        base = tape.node_off[x._node] - tape.node_off[root]
+        shape = np.shape(value)
+        ia = strided_map(tape, shape, contiguous_strides(shape), base, tape.node_size[root])
+        node = tape.add_view(root, base, shape)
+        tape.add_op(_VIEW, node, root, -1, -1, ia)
+        return wrap(_scalarize(value), tape, node)
+    return record(tape, _COPY, value, x._node)
 
 
 def matmul(a, b, tA, tB, Bt, M, K, N, sA, sB, value):

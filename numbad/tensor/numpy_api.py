@@ -501,7 +501,8 @@ def astype(x, dtype, copy=True):
     if dtype.kind != "f":
         raise TypeError(f"numbad: astype({dtype}) would drop the derivative; "
                         "only floating dtypes are supported (use t.detach() to read values)")
-    return core.copy(x, np.asarray(x._v).astype(dtype)[()] if np.ndim(x._v) == 0 else x._v.astype(dtype))
+    return core.copy(x, np.asarray(x._v).astype(dtype)[()] if np.ndim(x._v) == 0 else x._v.astype(dtype),
+                     share=False)
 
 
 class _Size(int):

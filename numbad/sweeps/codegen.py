@@ -351,6 +351,16 @@ def _tangent_loop(op, lanes):
     if op.arity > 1:
         same = ([f"if {' and '.join(f'(s{nm} or not on{nm})' for nm, _, _ in diff)}:"] + _indent(same, 4)
                 + ["else:"] + _indent(general, 4))
+    if len(diff) > 1:
+        # every operand of the output's size and every differentiable one varying (x[1:] - x[:-1]):
+        # one loop for all the terms reads each tangent once and writes the result once, where
+        # a loop per term reads back and rewrites the partial sum; the same sum, in the same order
+        fused = (["for i in range(n):"]
+                 + _indent([f"{u} = v{u}[i]" for u in _used(op, exprs)]
+                           + [f"s = 0.0 + t{diff[0][0]}[i] * ({diff[0][2]})"]
+                           + [f"s += t{nm}[i] * ({d})" for nm, _, d in diff[1:]] + ["ty[i] = s"], 4))
+        test = " and ".join([f"s{nm}" for nm in op.operand_names()] + [f"on{nm}" for nm, _, _ in diff])
+        same = [f"if {test}:"] + _indent(fused, 4) + ["else:"] + _indent(same, 4)
     return _offsets(op) + lines + same
 
 

@@ -111,11 +111,13 @@ def as_v_tuple(v, fn):
 
 
 def value_shape(x):
-    return np.shape(x._v if type(x) is Tensor else x)
+    v = x._v if type(x) is Tensor else x
+    return v.shape if type(v) is np.ndarray else np.shape(v)
 
 
 def value_size(x):
-    return math.prod(value_shape(x))
+    v = x._v if type(x) is Tensor else x
+    return v.size if type(v) is np.ndarray else math.prod(np.shape(v))
 
 
 def validate_v(v, other, is_other_tuple):
@@ -251,7 +253,8 @@ def plain(v):
 
 def result_dtype(y, tape):
     """The floating dtype of a derivative shaped like ``y`` (its own dtype; the tape's for ints)."""
-    dt = np.result_type(plain(y))
+    v = plain(y)
+    dt = v.dtype if isinstance(v, (np.ndarray, np.generic)) else np.result_type(v)
     return dt if dt in FLOAT_DTYPES else tape.dtype
 
 

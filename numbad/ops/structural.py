@@ -51,8 +51,10 @@ structural("gather", 201, "gather", 1,
                   "x[basic index]", "np.diagonal", "np.flip"),
            torch=("transpose", "t", "permute", "expand", "__getitem__", "diagonal", "flip"),
            doc="strided read: transposes, broadcasts, basic slices")
-structural("view", 215, "view", 1, numpy=("x[contiguous basic slice]",), torch=("__getitem__",),
-           doc="contiguous read sharing the operand's storage (no copy; not on replayable tapes)")
+structural("view", 215, "view", 1, numpy=("x[contiguous basic slice]", "np.reshape", "np.ravel"),
+           torch=("__getitem__", "reshape", "view"),
+           doc="contiguous read or reshape of 256+ elements, sharing the operand's storage "
+               "(no copy; not on replayable tapes)")
 structural("scatter", 202, "scatter", 1, numpy=("np.sum", "ndarray.sum", "np.mean", "np.trace"),
            torch=("sum", "mean"), doc="strided accumulate: sums over axes")
 structural("take", 203, "take", 1, numpy=("x[integer array]", "x[boolean mask]", "np.take"),

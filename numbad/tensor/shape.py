@@ -89,7 +89,7 @@ def _shape_arg(shape):
 
 
 @implements(np.reshape, torch=("torch.reshape", "x.reshape", "x.view", "x.view_as", "x.reshape_as"),
-            ops=("copy",), names=("x.reshape",))
+            ops=("copy", "view"), names=("x.reshape",))
 def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
     if shape is None:
         shape = newshape
@@ -124,7 +124,7 @@ def _numpy_views(x, fn, c_order=True):
     return fake.size > 0 and np.may_share_memory(fn(fake), fake)
 
 
-@implements(np.ravel, torch=("torch.ravel", "torch.flatten", "x.flatten"), ops=("copy",),
+@implements(np.ravel, torch=("torch.ravel", "torch.flatten", "x.flatten"), ops=("copy", "view"),
             names=("x.ravel", "x.flatten"))
 def ravel(a, order="C"):
     x = tensorize(a)

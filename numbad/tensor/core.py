@@ -378,19 +378,26 @@ def gather(x, value, strides, base):
     node = tape._gathers.get(key)
     if node is not None:
         return wrap(value, tape, node)
-    size = np.size(value)
-    if size >= VIEW_MIN_SIZE and not tape.replayable and _is_contiguous(shape, strides):
-        root = tape.view_root.get(x._node, x._node)
-        base += tape.node_off[x._node] - tape.node_off[root]
-        ia = strided_map(tape, shape, strides, base, tape.node_size[root])
-        node = tape.add_view(root, base, shape)
-        tape.add_op(_VIEW, node, root, -1, -1, ia)
-        tape._gathers[key] = node
+    if np.size(value) >= VIEW_MIN_SIZE and not tape.replayable and _is_contiguous(shape, strides):
+        node = tape._gathers[key] = _view(x, shape, strides, base)
         return wrap(value, tape, node)
     ia = strided_map(tape, shape, strides, base, tape.node_size[x._node])
     out = record(tape, _GATHER, value, x._node, iattr=ia)
     tape._gathers[key] = out._node
     return out
+
+
+def _view(x, shape, strides, base):
+    """Record a ``view`` node: the contiguous run of ``x``'s values that the strided map
+    (``shape``, ``strides``, ``base``) walks, in the storage of the node ``x`` shares its own
+    with (a view of a view is one of the first's base), at the summed offset."""
+    tape = x._tape
+    root = tape.view_root.get(x._node, x._node)
+    base += tape.node_off[x._node] - tape.node_off[root]
+    ia = strided_map(tape, shape, strides, base, tape.node_size[root])
+    node = tape.add_view(root, base, shape)
+    tape.add_op(_VIEW, node, root, -1, -1, ia)
+    return node
 
 
 def _is_contiguous(shape, strides):
@@ -435,13 +442,8 @@ def copy(x, value, share=True):
     inputs apart by node), or values that are not ``x``'s (``astype`` rounds them)."""
     tape = x._tape
     if share and not tape.replayable and np.size(value) >= VIEW_MIN_SIZE:
-        root = tape.view_root.get(x._node, x._node)
-        base = tape.node_off[x._node] - tape.node_off[root]
         shape = np.shape(value)
-        ia = strided_map(tape, shape, contiguous_strides(shape), base, tape.node_size[root])
-        node = tape.add_view(root, base, shape)
-        tape.add_op(_VIEW, node, root, -1, -1, ia)
-        return wrap(_scalarize(value), tape, node)
+        return wrap(_scalarize(value), tape, _view(x, shape, contiguous_strides(shape), 0))
     return record(tape, _COPY, value, x._node)
 
 

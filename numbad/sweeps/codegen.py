@@ -600,6 +600,16 @@ LOOP_HEAD = [
 OUTLINE_GROUP = 12
 
 
+#: The interpreters' array parameters, borrowed on entry (:func:`numbad.sweeps.kernels.borrowed`).
+ARRAY_PARAMS = ("ops", "node_off", "node_size", "ip", "vals", "adj", "adj_set", "varying", "tan", "src",
+                "src_set", "ws")
+
+
+def _borrow(sig):
+    """An entry point's first lines: its array arguments, borrowed for the sweep."""
+    return [f"    {p} = K.borrowed({p})" for p in (q.strip() for q in sig.split(",")) if p in ARRAY_PARAMS]
+
+
 def _outlined(name, params, ops, loop):
     """Functions ``name_0, name_1, ...`` holding ``loop(op)`` (the array loops), a group of ops each.
 
@@ -660,6 +670,7 @@ def _interpreters(ops):
     # mark_varying: forward activity from the requested inputs
     out += ["@_interp", "def mark_varying(ops, ip, varying, begin, end):",
             '    """Mark every node that depends, through differentiable ops, on a varying node."""',
+            *_borrow("ops, ip, varying"),
             "    for k in range(begin, end):",
             "        code = ops[k, 0]",
             "        if code >= FIRST_NONDIFF_CODE:",
@@ -703,6 +714,7 @@ def _interpreters(ops):
     # forward replay
     out += ["@_interp", "def forward(ops, node_off, node_size, ip, vals, begin, end, ws):",
             '    """Recompute every node value of ops [begin, end) from the nodes before them."""',
+            *_borrow("ops, node_off, node_size, ip, vals, ws"),
             "    for k in range(begin, end):"] + _indent(LOOP_HEAD, 8)
     out += _indent(_dispatch(ops, lambda op: _branch_forward(op, loops['forward'].get(op.code))), 8) + [""]
     # reverse sweeps
@@ -714,6 +726,7 @@ def _interpreters(ops):
         out += ["@_interp", f"def {name}({sig}):", f'    """{doc}', "",
                 "    ``varying`` flags the requested inputs on entry; the sweep first marks",
                 '    every node that depends on them, and only those receive cotangents."""',
+                *_borrow(sig),
                 "    mark_varying(ops, ip, varying, begin, end)",
                 f"    prepare_views(ops, ip, node_off, node_size, adj, adj_set, varying, begin, end, "
                 f"{'L' if lanes else '1'})",
@@ -732,6 +745,7 @@ def _interpreters(ops):
         out += ["@_interp", f"def {name}({sig}):", f'    """{doc}', "",
                 "    ``varying`` flags the inputs whose tangents are set on entry; the sweep",
                 '    marks what depends on them. Other nodes have zero tangent (not stored)."""',
+                *_borrow(sig),
                 "    mark_varying(ops, ip, varying, begin, end)",
                 "    for k in range(begin, end):",
                 "        o = ops[k, 1]",
@@ -747,6 +761,7 @@ def _interpreters(ops):
             "",
             "    ``varying`` is already marked (by the tangent sweep that filled ``tan``), ``adj``",
             '    holds a reverse sweep\'s cotangents, set where ``adj_set``."""',
+            *_borrow("ops, node_off, node_size, ip, vals, tan, adj, adj_set, src, src_set, varying, ws"),
             "    for k in range(begin, end):",
             "        o = ops[k, 1]",
             "        if not adj_set[o] or not varying[o]:",
@@ -757,11 +772,13 @@ def _interpreters(ops):
     batch_ops = [op for op in ops if op.kind in BATCH_KINDS]
     out += ["@_interp", "def forward_batch(ops, node_off, node_size, ip, vals, begin, end, ws, L):",
             '    """``forward`` for L samples at once: every value has L lanes."""',
+            *_borrow("ops, node_off, node_size, ip, vals, ws"),
             "    for k in range(begin, end):"] + _indent(LOOP_HEAD, 8)
     out += _indent(_dispatch(batch_ops, _branch_forward_batch), 8) + [""]
     out += ["@_interp",
             "def reverse_batch(ops, node_off, node_size, ip, vals, adj, adj_set, varying, begin, end, ws, L):",
             '    """``reverse`` for L samples at once: values and cotangents have L lanes."""',
+            *_borrow("ops, node_off, node_size, ip, vals, adj, adj_set, varying, ws"),
             "    mark_varying(ops, ip, varying, begin, end)",
             "    for k in range(end - 1, begin - 1, -1):",
             "        o = ops[k, 1]",
@@ -771,6 +788,7 @@ def _interpreters(ops):
     out += ["@_interp",
             "def tangent_batch(ops, node_off, node_size, ip, vals, tan, varying, begin, end, ws, L):",
             '    """``tangent`` for L samples at once: values and tangents have L lanes."""',
+            *_borrow("ops, node_off, node_size, ip, vals, tan, varying, ws"),
             "    mark_varying(ops, ip, varying, begin, end)",
             "    for k in range(begin, end):",
             "        o = ops[k, 1]",

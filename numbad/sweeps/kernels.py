@@ -20,7 +20,27 @@ from pathlib import Path
 import numpy as np
 import llvmlite.binding as _llvm
 from numba import njit, types
-from numba.extending import get_cython_function_address
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic
+
+@intrinsic
+def borrowed(typingctx, array):
+    """``array`` without its memory-manager reference, for the interpreters' own use.
+
+    Each slice or call that passes an array on takes and drops a reference to its
+    memory-manager record, an atomic update costing about 10 ns; a sweep over small
+    nodes makes a few per op, most of its time per op (120 against 40 ns per 16-element
+    op in a replica of the reverse loop). The interpreters therefore work on borrowed
+    copies of their array arguments (no record: those updates are skipped), which the
+    caller keeps alive for the call. A borrowed array must never be returned to Python.
+    """
+    def codegen(context, builder, signature, args):
+        view = cgutils.create_struct_proxy(array)(context, builder, value=args[0])
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+    return array(array), codegen
+
 
 # Kernels are ordinary (not inlined) njit functions: each compiles once and
 # is shared by all interpreters, which keeps cold compile time down.

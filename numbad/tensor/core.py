@@ -7,6 +7,8 @@ row records how it was made. The functions here record one op of each kind;
 """
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from ..ops import FIRST_NONDIFF_CODE, OPS
@@ -142,6 +144,32 @@ def _check_value(op, value):
                     "numbad differentiates real floating-point values")
 
 
+def _push(tape, value, n, shape, code, a, b=-1, c=-1):
+    """Append the node of an ``n``-element array ``value`` (at least 1-d, a dtype the tape holds,
+    operands needing no broadcast) and the op row making it: the end of :func:`_emit`, and
+    what the fast paths of :func:`unary` and :func:`binary` call when they know that much."""
+    off = tape.top
+    end = off + n
+    pending = tape.pending
+    if not pending:                # (None once the tape is released: _reserve says so)
+        if end > tape.cap:
+            tape._reserve(n)
+        tape.pending_from = off
+    pending.append(value)          # written with its neighbours by tape.flush()
+    tape.top = end
+    tape.node_shape.append(shape)
+    tape.node_off.append(off)
+    sizes = tape.node_size
+    out = len(sizes)
+    sizes.append(n)
+    tape.ops += (code, out, a, b, c, -1)
+    t = _new(Tensor)
+    t._v = value
+    t._tape = tape
+    t._node = out
+    return t
+
+
 def _emit(tape, op, value, a, b=-1, c=-1):
     """Append the node holding an elementwise result and the op row making it.
 
@@ -150,14 +178,7 @@ def _emit(tape, op, value, a, b=-1, c=-1):
     is not 1) are broadcast by an explicit gather first.
     """
     tv = type(value)
-    if tv is _ND:
-        if value.ndim == 0:
-            value = value[()]
-            tv = type(value)
-    elif tv is float:
-        value = np.float64(value)
-        tv = np.float64
-    if tv is _ND:
+    if tv is _ND and value.ndim:
         n = value.size
         if value.dtype is not tape.dtype:
             if value.dtype.kind != "f":
@@ -176,20 +197,19 @@ def _emit(tape, op, value, a, b=-1, c=-1):
                 sc = sizes[c]
                 if sc != n and sc != 1:
                     c = broadcast_node(tape, c, value.shape)
-        off = tape.top
-        end = off + n
-        if end > tape.cap:
-            tape._reserve(n)
-        tape.arena[off:end] = value if value.ndim == 1 else value.reshape(-1)
-        tape.top = end
-        tape.node_shape.append(value.shape)
-        tape.node_off.append(off)
-        sizes.append(n)
-        out = len(sizes) - 1
+        return _push(tape, value, n, value.shape, op.code, a, b, c)
     else:
+        if tv is _ND:
+            value = value[()]
+            tv = type(value)
+        elif tv is float:
+            value = np.float64(value)
+            tv = np.float64
         if tv not in _SCALAR_FLOATS:
             _check_value(op, value)
         # a one-element result: every operand has one element too
+        if tape.pending:
+            tape.flush()
         off = tape.top
         if off >= tape.cap:
             tape._reserve(1)
@@ -266,11 +286,21 @@ def _into_arena(tape, op, vals, nodes):
 
 
 def unary(op, x):
-    """Fast path of :func:`elementwise` for one Tensor operand."""
+    """Fast path of :func:`elementwise` for one Tensor operand.
+
+    The common case, a small array result of ``x``'s shape and the tape's dtype, appends its
+    node and op row here: what :func:`_emit` would check is known, and skipping the checks
+    and the call saves a fifth of recording such an op."""
     tape = x._tape
-    if tape.node_size[x._node] >= BIG:
+    a = x._node
+    sizes = tape.node_size
+    n = sizes[a]
+    if n >= BIG:
         return elementwise(op, (x,))
-    return _emit(tape, op, op.ufunc(x._v), x._node)
+    value = op.ufunc(x._v)
+    if n == 1 or type(value) is not _ND or value.dtype is not tape.dtype:
+        return _emit(tape, op, value, a)
+    return _push(tape, value, n, tape.node_shape[a], op.code, a)
 
 
 def binary(op, a, b, pyop=None):
@@ -279,24 +309,45 @@ def binary(op, a, b, pyop=None):
     On one-element values ``pyop`` (numpy scalar arithmetic) gives the ufunc's
     IEEE result ten times faster than calling the ufunc.
     """
+    return _binary(a, b, op, pyop)
+
+
+def binary_method(op, pyop=None):
+    """``binary`` for one op as a function of ``(a, b)``: ``Tensor.__mul__`` and friends.
+
+    It is :func:`_binary`'s code with ``op`` and ``pyop`` as default arguments, not a
+    wrapper calling it: a Python call is a fifth of the cost of recording a small op."""
+    return types.FunctionType(_binary.__code__, _binary.__globals__, f"binary_{op.name}", (op, pyop))
+
+
+def _binary(a, b, op, pyop):
     if type(a) is Tensor:
         tape = a._tape
-        av, an = a._v, a._node
+        av = a._v
+        an = a._node
         tb = type(b)
         if tb is Tensor and b._tape is tape:
-            bv, bn = b._v, b._node
+            bv = b._v
+            bn = b._node
         elif tb is float or tb is int:
-            bv, bn = b, tape.const(b)
+            bv = b
+            bn = tape._consts.get(b)        # (tape.const's own first look, without the call)
+            if bn is None:
+                bn = tape.const(b)
         else:
             tape = pick_tape((a, b))
             av, an = operand(tape, a)
             bv, bn = operand(tape, b)
     else:
         tape = b._tape
-        bv, bn = b._v, b._node
+        bv = b._v
+        bn = b._node
         ta = type(a)
         if ta is float or ta is int:
-            av, an = a, tape.const(a)
+            av = a
+            an = tape._consts.get(a)
+            if an is None:
+                an = tape.const(a)
         else:
             av, an = operand(tape, a)
     sizes = tape.node_size
@@ -308,6 +359,13 @@ def binary(op, a, b, pyop=None):
         value = pyop(av, bv)
     else:
         value = op.ufunc(av, bv)
+        if type(value) is _ND and value.dtype is tape.dtype:
+            # a small array whose operands need no broadcasting gather: as in unary()
+            n = value.size
+            sa = sizes[an]
+            sb = sizes[bn]
+            if n > 1 and (sa == n or sa == 1) and (sb == n or sb == 1):
+                return _push(tape, value, n, value.shape, op.code, an, bn)
     return _emit(tape, op, value, an, bn)
 
 
@@ -375,6 +433,8 @@ def gather(x, value, strides, base):
     value = _scalarize(value)
     shape = np.shape(value)
     key = (x._node, shape, tuple(strides), base)
+    if tape._gathers is None:
+        tape._gathers = {}
     node = tape._gathers.get(key)
     if node is not None:
         return wrap(value, tape, node)

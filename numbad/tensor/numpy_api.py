@@ -533,8 +533,7 @@ def _binop(name):
     op = OPS[name]
     pyop = _PYOPS.get(name)
 
-    def fwd(self, other):
-        return core.binary(op, self, other, pyop)
+    fwd = core.binary_method(op, pyop)
 
     def rev(self, other):
         return core.binary(op, other, self, pyop)

@@ -44,11 +44,13 @@ def _multiply(a, b):
 @implements(np.matmul, torch=("torch.matmul", "torch.mm", "torch.bmm", "torch.mv", "x.matmul", "x.mm", "@"),
             ops=("matmul", "gather"), names=("@",))
 def matmul(a, b, /, out=None, **kwargs):
-    reject("matmul", out=out, **kwargs)
+    if out is not None or kwargs:
+        reject("matmul", out=out, **kwargs)
     a, b = operand(a), operand(b)
     av, bv = value_of(a), value_of(b)
     value = np.matmul(av, bv)          # numpy validates the shapes
-    ash, bsh = np.shape(av), np.shape(bv)
+    ash = av.shape if type(av) is np.ndarray else np.shape(av)
+    bsh = bv.shape if type(bv) is np.ndarray else np.shape(bv)
     ash = (1,) + ash if len(ash) == 1 else ash
     bsh = bsh + (1,) if len(bsh) == 1 else bsh
     M, K, N = ash[-2], ash[-1], bsh[-1]

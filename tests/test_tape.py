@@ -1,0 +1,125 @@
+"""The tape's value arena: small values written late (Recording.flush) land where their nodes say."""
+import numpy as np
+import pytest
+
+import numbad as nb
+from numbad.functional._common import Call, finish
+from numbad.tensor.core import Tensor
+
+
+def _record(func, *inputs):
+    """Record ``func`` on a fresh call; return the call and every Tensor it made (func appends them)."""
+    made = []
+    call = Call(inputs, False)
+    call.run(lambda *xs: func(made, *xs))
+    return call, made
+
+
+def _assert_arena_holds(call, tensors):
+    """Every node's stored values are its Tensor's values, exactly (bools and ints as floats)."""
+    tape = call.tape
+    _, off, size, _, vals = tape.arrays()
+    assert not tape.pending
+    for t in tensors:
+        stored = vals[off[t._node]:off[t._node] + size[t._node]]
+        expected = np.ravel(np.asarray(t._v)).astype(vals.dtype)
+        np.testing.assert_array_equal(stored, expected)
+        np.testing.assert_array_equal(tape.value(t._node), np.asarray(t._v).astype(vals.dtype))
+
+
+def mixed(made, x, m):
+    """Arrays, scalars, booleans, integers, constants and 2-D values in one recording."""
+    y = np.sin(x) * 2.0                       # small arrays: pending
+    s = np.sum(y)                             # a scalar: written at once, after the pending ones
+    z = y + s
+    big = x > 0.5                             # a boolean array
+    w = np.where(big, z, -z)
+    k = np.argmax(w)                          # an integer
+    p = m @ x[:4]                             # a constant matrix times a slice
+    q = np.tanh(m) * 3.0                      # a 2-D value
+    made += [y, s, z, big, w, k, p, q]
+    return np.sum(q) + np.sum(p) + w[0]
+
+
+def test_every_node_is_stored_where_it_says():
+    rng = np.random.default_rng(0)
+    x, m = rng.standard_normal(7), rng.standard_normal((4, 4))
+    call, made = _record(mixed, x, m)
+    assert all(type(t) is Tensor for t in made)
+    _assert_arena_holds(call, made + list(call.inputs))
+    finish(call)
+
+
+def test_the_arena_grows_while_values_wait():
+    # hundreds of small arrays exceed the first arena (256 values) before anything reads it
+    def chain(made, x):
+        y = x
+        for _ in range(200):
+            y = np.cos(y) * 0.5 + 0.25
+            made.append(y)
+        return np.sum(y)
+    x = np.linspace(-1.0, 1.0, 16)
+    call, made = _record(chain, x)
+    assert call.tape.top > 200 * 16 * 3
+    _assert_arena_holds(call, made)
+    finish(call)
+
+
+def test_a_float64_value_widens_a_float32_tape_with_values_waiting():
+    def f(made, x):
+        y = np.exp(x) * np.float32(2.0)       # float32 values, pending
+        z = y * np.float64(3.0)               # numpy gives float64: the tape widens
+        made += [y, z]
+        return np.sum(z)
+    x = np.linspace(0.0, 1.0, 5, dtype=np.float32)
+    call, made = _record(f, x)
+    assert call.tape.dtype == np.float64
+    _assert_arena_holds(call, made)
+    finish(call)
+
+
+def test_gradients_through_late_written_values_match_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x, m = rng.standard_normal(7), rng.standard_normal((4, 4))
+
+    def f(x, m):
+        return mixed([], x, m)
+
+    def ft(x, m):
+        y = torch.sin(x) * 2.0
+        z = y + torch.sum(y)
+        w = torch.where(x > 0.5, z, -z)
+        return torch.sum(torch.tanh(m) * 3.0) + torch.sum(m @ x[:4]) + w[0]
+
+    _, (gx, gm) = nb.vjp(f, (x, m))
+    xt, mt = (torch.tensor(a, requires_grad=True) for a in (x, m))
+    tx, tm = torch.autograd.grad(ft(xt, mt), (xt, mt))
+    np.testing.assert_allclose(gx, tx.numpy(), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(gm, tm.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_a_nested_call_sees_the_values_recorded_so_far():
+    # the inner create_graph call sweeps the outer tape while it is still recording
+    def f(x):
+        y = np.sin(x) * x
+        _, g = nb.vjp(lambda z: np.sum(z * z * y), x, create_graph=True)
+        return np.sum(g * y)
+    x = np.linspace(0.1, 0.9, 9)
+    out, g = nb.vjp(f, x)
+    # f(x) = sum(2 x y^2) with y = x sin x: df/dx = 2 y^2 + 4 x y y'
+    y, dy = x * np.sin(x), np.sin(x) + x * np.cos(x)
+    np.testing.assert_allclose(out, np.sum(2 * x * y * y), rtol=1e-14)
+    np.testing.assert_allclose(g, 2 * y * y + 4 * x * y * dy, rtol=1e-13)
+
+
+def test_interpreters_borrow_their_array_arguments():
+    # (numbad.sweeps.kernels.borrowed: no reference counting on the arrays inside a sweep)
+    from numbad.sweeps import codegen
+    text = codegen.TARGET.read_text()
+    for name in ("forward", "reverse", "reverse_lanes", "tangent", "tangent_lanes", "second_order",
+                 "mark_varying", "forward_batch", "reverse_batch", "tangent_batch"):
+        head = text[text.index(f"def {name}("):]
+        head = head[:head.index("    for k in range(")]
+        assert "vals = K.borrowed(vals)" in head or name == "mark_varying", name
+        assert "ops = K.borrowed(ops)" in head, name

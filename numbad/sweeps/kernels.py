@@ -462,14 +462,27 @@ def _times_diagonal(tA, M, N, A, aoff, lda, D, doff, ldd, beta, C, coff, ldc):
             for n in range(N):
                 c[n] = c[n] * beta + (0.0 + a[n] * d[n])
         return True
-    # C is overwritten (beta 0): scale and check A in one pass; BLAS redoes C if A was not finite
+    # C is overwritten (beta 0): scale and check A in one pass; BLAS redoes C if A was not finite.
+    # Strided reads keep a loop from vectorizing (3x slower here): the diagonal is first copied
+    # into C's last row (scaled last, in place), and a row of A read in place is a plain slice.
+    if M == 0:
+        return True
+    last = C[coff + (M - 1) * ldc: coff + (M - 1) * ldc + N]
+    for n in range(N):
+        last[n] = d[n]
     bad = 0
     for m in range(M):
         c = C[coff + m * ldc: coff + m * ldc + N]
-        a = A[aoff + m: aoff + m + N * lda: lda] if tA else A[aoff + m * lda: aoff + m * lda + N]
-        for n in range(N):
-            c[n] = 0.0 + a[n] * d[n]
-            bad += np.int64(not (a[n] - a[n] == 0.0))      # inf - inf and NaN are NaN
+        if tA:
+            at = A[aoff + m: aoff + m + N * lda: lda]
+            for n in range(N):
+                c[n] = 0.0 + at[n] * last[n]
+                bad += np.int64(not (at[n] - at[n] == 0.0))      # inf - inf and NaN are NaN
+        else:
+            a = A[aoff + m * lda: aoff + m * lda + N]
+            for n in range(N):
+                c[n] = 0.0 + a[n] * last[n]
+                bad += np.int64(not (a[n] - a[n] == 0.0))
     return bad == 0
 
 

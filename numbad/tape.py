@@ -160,10 +160,13 @@ class Recording:
     def flush(self):
         """Write the pending small array values into the arena, in one ``np.concatenate``.
 
-        Recording appends a small array result to ``pending`` instead of copying it into
-        the arena on its own (a slice assignment per op, the largest cost of recording
-        one): the values of consecutive nodes lie end to end, so one call writes them
-        all. Everything that reads the arena or writes it otherwise flushes first.
+        Recording appends a small array result of an elementwise op to ``pending`` instead
+        of copying it into the arena on its own (a slice assignment per op, the largest
+        cost of recording one): the values of consecutive nodes lie end to end, so one
+        call writes them all. Everything that reads the arena or writes it otherwise
+        flushes first. Only results numbad computed wait: nothing else holds them, so
+        they cannot change before they are written (the caller's inputs and constants,
+        which the caller may change later, are copied by :meth:`add_node` at once).
         """
         pending = self.pending
         if self.top > self.cap:
@@ -193,6 +196,8 @@ class Recording:
 
     def add_node(self, value):
         """Store ``value`` (ndarray or numpy scalar) as a new node; return its index."""
+        if self.pending:
+            self.flush()
         dt = value.dtype
         if dt is not self.dtype and dt.kind == "f" and dt.itemsize > self.dtype.itemsize:
             self.promote(dt)
@@ -200,23 +205,11 @@ class Recording:
         if type(value) is np.ndarray and value.ndim:
             n = value.size
             end = off + n
-            pending = self.pending
-            if n < BIG:                    # written with its neighbours (flush)
-                if not pending:
-                    if end > self.cap:
-                        self._reserve(n)
-                    self.pending_from = off
-                pending.append(value)
-            else:
-                if pending:
-                    self.flush()
-                if end > self.cap:
-                    self._reserve(n)
-                self.arena[off:end] = value if value.ndim == 1 else value.reshape(-1)
+            if end > self.cap:
+                self._reserve(n)
+            self.arena[off:end] = value if value.ndim == 1 else value.reshape(-1)
             self.node_shape.append(value.shape)
         else:
-            if self.pending:
-                self.flush()
             n = 1
             end = off + 1
             if end > self.cap:

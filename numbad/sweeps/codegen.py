@@ -299,9 +299,13 @@ def _reverse_loop(op, lanes):
                              + _indent(loop + ["        ga[p + j] += gy[q + j] * d"], 4), 4)
         else:
             # separate loops for accumulating, for the first write, and for an operand that
-            # broadcasts (sums into one slot, in order): simple loops are what LLVM vectorizes
-            acc, first, total = (["for i in range(n):"] + _indent(_loads(op, [d]) + [stmt], 4) for stmt in
-                                 (f"ga[i] += gy[i] * ({d})", f"ga[i] = gy[i] * ({d})", f"s += gy[i] * ({d})"))
+            # broadcasts (sums into one slot, in order): simple loops are what LLVM vectorizes.
+            # The first two index every value the rule reads directly or read a broadcast
+            # one before the loop (_term_loops): an index times a stride known only at run
+            # time (i * sb) keeps the loop scalar, 4x slower on large nodes
+            acc, first = (_term_loops(op, nm, d, stmt) for stmt in (f"ga[i] += gy[i] * ({d})",
+                                                                      f"ga[i] = gy[i] * ({d})"))
+            total = ["for i in range(n):"] + _indent(_loads(op, [d]) + [f"s += gy[i] * ({d})"], 4)
             same = [f"if adj_set[{node}]:"] + _indent(acc, 4) + ["else:"] + _indent(first, 4)
             if op.arity > 1:
                 same = ([f"if s{nm} == 0:", f"    s = ga[0] if adj_set[{node}] else 0.0"] + _indent(total, 4)

@@ -255,6 +255,8 @@ def result_dtype(y, tape):
     """The floating dtype of a derivative shaped like ``y`` (its own dtype; the tape's for ints)."""
     v = plain(y)
     dt = v.dtype if isinstance(v, (np.ndarray, np.generic)) else np.result_type(v)
+    if dt is _F64 or dt is _F32:       # (the common case, without comparing dtypes)
+        return dt
     return dt if dt in FLOAT_DTYPES else tape.dtype
 
 

@@ -60,8 +60,10 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         products = DoubleBackward(call, end, nodes)(v)
     else:
         live = [n for n in nodes if n is not None]
-        raw = iter(sweeps.tangent(tape, call.begin, end, call.input_nodes, [plain(t) for t in v], live))
-        products = [None if n is None else next(raw) for n in nodes]
+        products = sweeps.tangent(tape, call.begin, end, call.input_nodes, [plain(t) for t in v], live)
+        if len(live) < len(nodes):         # constant outputs: no product
+            raw = iter(products)
+            products = [None if n is None else next(raw) for n in nodes]
 
     result = []
     for i, (p, y) in enumerate(zip(products, outputs)):

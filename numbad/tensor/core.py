@@ -145,9 +145,10 @@ def _check_value(op, value):
 
 
 def _push(tape, value, n, shape, code, a, b=-1, c=-1):
-    """Append the node of an ``n``-element array ``value`` (at least 1-d, a dtype the tape holds,
+    """Append the node of an ``n``-element array ``value`` (at least 1-d, of the tape's dtype,
     operands needing no broadcast) and the op row making it: the end of :func:`_emit`, and
-    what the fast paths of :func:`unary` and :func:`binary` call when they know that much."""
+    what the fast paths of :func:`unary` and :func:`binary` call when they know that much.
+    The value waits in ``tape.pending``, whose flush copies raw bytes: hence the dtype."""
     off = tape.top
     end = off + n
     pending = tape.pending
@@ -197,7 +198,9 @@ def _emit(tape, op, value, a, b=-1, c=-1):
                 sc = sizes[c]
                 if sc != n and sc != 1:
                     c = broadcast_node(tape, c, value.shape)
-        return _push(tape, value, n, value.shape, op.code, a, b, c)
+        if value.dtype is tape.dtype:
+            return _push(tape, value, n, value.shape, op.code, a, b, c)
+        out = tape.add_node(value)   # booleans, integers, float32 on a float64 tape: cast now
     else:
         if tv is _ND:
             value = value[()]
@@ -430,15 +433,22 @@ def gather(x, value, strides, base):
     moved in the sweeps. Replayable tapes (``nb.record``) record a gather instead: the
     ensemble and GPU replays know no views."""
     tape = x._tape
-    value = _scalarize(value)
-    shape = np.shape(value)
+    if type(value) is _ND:
+        if value.ndim:
+            shape, size = value.shape, value.size
+        else:
+            value, shape, size = value[()], (), 1
+    elif isinstance(value, np.generic):
+        shape, size = (), 1
+    else:
+        shape, size = np.shape(value), np.size(value)
     key = (x._node, shape, tuple(strides), base)
     if tape._gathers is None:
         tape._gathers = {}
     node = tape._gathers.get(key)
     if node is not None:
         return wrap(value, tape, node)
-    if np.size(value) >= VIEW_MIN_SIZE and not tape.replayable and _is_contiguous(shape, strides):
+    if size >= VIEW_MIN_SIZE and not tape.replayable and _is_contiguous(shape, strides):
         node = tape._gathers[key] = _view(x, shape, strides, base)
         return wrap(value, tape, node)
     ia = strided_map(tape, shape, strides, base, tape.node_size[x._node])

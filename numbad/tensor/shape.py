@@ -613,12 +613,50 @@ def resolve_key(key):
     return key
 
 
+def slice_geometry(shape, items):
+    """Strides and base offset (in elements) of ``x[items]`` for ``x`` of ``shape``, C order,
+    where ``items`` are at most ``len(shape)`` slices and Python ints that numpy accepted
+    (so the ints are in range). The common reads (``x[1:]``, ``m[:, 0]``, ``x[::-1]``) need
+    no stand-in array: :func:`view_geometry` gives the same answer ten times slower."""
+    if len(shape) == 1:                         # (most reads: a vector's)
+        k = items[0]
+        if type(k) is int:
+            return [], k % shape[0]
+        start, _, by = k.indices(shape[0])
+        return [by], start
+    strides, base, step = [], 0, 1
+    cs = [0] * len(shape)
+    for d in range(len(shape) - 1, -1, -1):
+        cs[d] = step
+        step *= shape[d]
+    for d, k in enumerate(items):
+        if type(k) is int:
+            base += (k % shape[d]) * cs[d]
+        else:
+            start, _, by = k.indices(shape[d])
+            base += start * cs[d]
+            strides.append(by * cs[d])
+    strides += cs[len(items):]
+    return strides, base
+
+
+def _slices_and_ints(key, ndim):
+    """``key`` as a tuple of slices and Python ints (at most ``ndim``), or ``None``."""
+    items = key if type(key) is tuple else (key,)
+    if len(items) > ndim:
+        return None
+    for k in items:
+        if type(k) is not slice and type(k) is not int:
+            return None
+    return items
+
+
 def getitem(x, key):
     key = resolve_key(key)
     value = x._v[key]                           # numpy validates the index
-    if type(key) is int and type(x._v) is np.ndarray:
-        st = contiguous_strides(x.shape)
-        strides, base = st[1:], (key % x.shape[0]) * st[0]
+    items = _slices_and_ints(key, x._v.ndim) if type(x._v) is np.ndarray else None
+    if items is not None and value.size:        # (an empty read: as numpy's stand-in says)
+        strides, base = slice_geometry(x._v.shape, items)
     elif _is_basic_key(key):
         items = key if isinstance(key, tuple) else (key,)
         if not any(k is Ellipsis for k in items):

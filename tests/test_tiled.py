@@ -1,0 +1,131 @@
+"""The tiled reverse sweep (``sweeps._reverse_in_tiles``): a large elementwise sum swept a tile at a time.
+
+Small tiles here (``TILE = 4``, arrays from 8 elements) make every case cross many tile
+edges. Each case is held to the plain sweep on the same tape, to PyTorch, and checked to
+have been tiled (or, for the tapes outside the tiled form, not to have been).
+"""
+import numpy as np
+import pytest
+import torch
+
+import numbad as nb
+from numbad import buffers, sweeps
+from numbad.tensor import core
+
+RNG = np.random.default_rng(3)
+
+
+@pytest.fixture
+def tiles(monkeypatch):
+    """Small tiles (contiguous reads as views, as for large arrays), sweep arenas full of NaN
+    (an element a sweep forgets shows), and a record of which sweeps ran tiled."""
+    monkeypatch.setattr(core, "VIEW_MIN_SIZE", 1)
+    take = buffers.take
+
+    def poisoned(*args, **kwargs):
+        buf = take(*args, **kwargs)
+        buf.fill(np.nan)
+        return buf
+    monkeypatch.setattr(buffers, "take", poisoned)
+    monkeypatch.setattr(sweeps, "TILE", 4)
+    monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    ran = []
+    original = sweeps._reverse_in_tiles
+
+    def recording(*args):
+        done = original(*args)
+        ran.append(done)
+        return done
+    monkeypatch.setattr(sweeps, "_reverse_in_tiles", recording)
+    return ran
+
+
+def _untiled(monkeypatch, f, inputs, v=None):
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "TILED_MIN", 1 << 62)
+        return nb.vjp(f, inputs, v)
+
+
+def _torch_grad(tf, inputs):
+    ts = [torch.tensor(x, requires_grad=True) for x in inputs]
+    return [t.numpy() for t in torch.autograd.grad(tf(*ts), ts)]
+
+
+CASES = [
+    # name, numpy function, torch function, input sizes
+    ("rosenbrock", lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2),
+     lambda x: (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum(), (37,)),
+    ("second differences", lambda x: np.sum(np.tanh(x[2:] - 2.0 * x[1:-1] + x[:-2]) ** 2),
+     lambda x: (torch.tanh(x[2:] - 2.0 * x[1:-1] + x[:-2]) ** 2).sum(), (30,)),
+    ("values the rules read", lambda x: np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2)),
+     lambda x: (torch.sin(x) * torch.exp(-x ** 2) + torch.log1p(x ** 2)).sum(), (41,)),
+    ("a node used twice", lambda x: np.sum(np.exp(x) * np.exp(x) / (1.0 + np.exp(x))),
+     lambda x: (torch.exp(x) * torch.exp(x) / (1.0 + torch.exp(x))).sum(), (16,)),
+    ("comparisons and where", lambda x: np.sum(np.where(x > 0.1, x * x, -np.abs(x)) + np.maximum(x, 0.3)),
+     lambda x: (torch.where(x > 0.1, x * x, -torch.abs(x)) + torch.maximum(x, torch.tensor(0.3))).sum(), (29,)),
+    ("the sum of a view", lambda x: np.sum(x[3:]), lambda x: x[3:].sum(), (20,)),
+    # elements past the summed run: their cotangents are zeros the tiles must still reach
+    ("a value read in part", lambda x: np.sum(np.exp(x)[2:-5] * 2.0),
+     lambda x: (torch.exp(x)[2:-5] * 2.0).sum(), (27,)),
+    ("two inputs", lambda x, y: np.sum(np.cos(x * y) + (x - y) ** 2),
+     lambda x, y: (torch.cos(x * y) + (x - y) ** 2).sum(), (23, 23)),
+    ("an input unused", lambda x, y: np.sum(x * x), lambda x, y: (x * x + 0.0 * y).sum(), (12, 12)),
+]
+
+
+@pytest.mark.parametrize("name, f, tf, sizes", CASES, ids=[c[0] for c in CASES])
+def test_tiled_cotangents_match_the_plain_sweep_and_pytorch(tiles, monkeypatch, name, f, tf, sizes):
+    inputs = tuple(RNG.uniform(-1.0, 1.0, n) for n in sizes)
+    out, grads = nb.vjp(f, inputs)
+    assert tiles == [True]
+    plain_out, plain = _untiled(monkeypatch, f, inputs)
+    assert out == plain_out
+    for g, p, t in zip(grads, plain, _torch_grad(tf, inputs)):
+        # the same operations on the same values; only where several shifted reads of one
+        # array meet at a tile edge may their cotangents be added in another order
+        np.testing.assert_allclose(g, p, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(g, t, rtol=1e-13, atol=1e-14)
+
+
+def test_float32_and_a_seed_other_than_one(tiles, monkeypatch):
+    x = RNG.uniform(-1.0, 1.0, 19).astype(np.float32)
+
+    def f(x):
+        return np.sum(np.sin(x[1:]) * x[:-1])
+    _, g = nb.vjp(f, x, np.float32(-2.5))
+    assert tiles == [True] and g.dtype == np.float32
+    _, plain = _untiled(monkeypatch, f, x, np.float32(-2.5))
+    np.testing.assert_allclose(g, plain, rtol=1e-6)
+    xt = torch.tensor(x, requires_grad=True)
+    (t,) = torch.autograd.grad((torch.sin(xt[1:]) * xt[:-1]).sum() * -2.5, xt)
+    np.testing.assert_allclose(g, t.numpy(), rtol=1e-5, atol=1e-6)
+
+
+NOT_TILED = [
+    # a one-element input broadcast over the array: its cotangent sums over every tile
+    ("a varying scalar", lambda x, a: np.sum(a * x * x), (np.linspace(0.0, 1.0, 12), 1.5)),
+    # arrays too small for tiles beside the large one
+    ("a small array", lambda x, w: np.sum(x * x) + np.sum(w * w), (np.linspace(0.0, 1.0, 12), np.ones(3))),
+    ("a matmul", lambda x, m: np.sum(np.tanh(m @ x)), (np.linspace(0.0, 1.0, 9), np.eye(9))),
+    ("a reduction along an axis", lambda x: np.sum(np.sum(x.reshape(3, 4) ** 2, axis=0)),
+     (np.linspace(0.0, 1.0, 12),)),
+    ("no sum at the end", lambda x: np.exp(x) * x, (np.linspace(0.0, 1.0, 12),)),
+]
+
+
+@pytest.mark.parametrize("name, f, inputs", NOT_TILED, ids=[c[0] for c in NOT_TILED])
+def test_other_tapes_take_the_plain_sweep(tiles, monkeypatch, name, f, inputs):
+    v = np.ones(12) if name == "no sum at the end" else None
+    out, grads = nb.vjp(f, inputs, v)
+    assert True not in tiles
+    _, plain = _untiled(monkeypatch, f, inputs, v)
+    for g, p in zip(grads, plain):
+        np.testing.assert_array_equal(g, p)
+    ts = [torch.tensor(np.asarray(x, float), requires_grad=True) for x in inputs]
+    tf = {"a varying scalar": lambda x, a: (a * x * x).sum(),
+          "a small array": lambda x, w: (x * x).sum() + (w * w).sum(),
+          "a matmul": lambda x, m: torch.tanh(m @ x).sum(),
+          "a reduction along an axis": lambda x: ((x.reshape(3, 4) ** 2).sum(0)).sum(),
+          "no sum at the end": lambda x: (torch.exp(x) * x * torch.tensor(v)).sum()}[name]
+    for g, t in zip(grads, torch.autograd.grad(tf(*ts), ts)):
+        np.testing.assert_allclose(g, t.numpy(), rtol=1e-13, atol=1e-14)

@@ -19,7 +19,7 @@ import numpy as np
 from ..ops import OPS
 from . import core
 from .core import Tensor, contiguous_strides
-from .numpy_api import (implements, normalize_axes, normalize_axis, operand, pick, read_value, reject,
+from .numpy_api import (implements, normalize_axis, operand, pick, read_value, reject,
                         tensorize, value_of)
 
 

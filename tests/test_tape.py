@@ -152,3 +152,22 @@ def test_an_input_changed_by_the_function_keeps_the_value_it_had():
         return np.sum(y)
     _, g = nb.vjp(f, x)
     np.testing.assert_array_equal(g, [2.0, 4.0, 6.0])
+
+
+def test_waiting_values_in_any_layout_land_in_c_order():
+    # flush joins the waiting values' bytes; a value that is not C-contiguous (a transpose
+    # passed on as it is, as stop_gradient does) makes it copy them as arrays instead
+    from numbad.tape import Recording
+    from numbad.tensor.core import _push
+    tape = Recording(np.float64)
+    m = np.arange(6.0).reshape(2, 3)
+    values = [np.linspace(0.0, 1.0, 4), m.T, m[:, ::2], np.full(5, 7.0)]
+    nodes = [_push(tape, v, v.size, v.shape, 1, 0)._node for v in values]
+    tape.flush()
+    for v, n in zip(values, nodes):
+        np.testing.assert_array_equal(tape.value(n), v)
+    contiguous = [np.linspace(0.0, 1.0, 4), np.full((2, 2), 3.0), np.arange(3.0)]
+    nodes = [_push(tape, v, v.size, v.shape, 1, 0)._node for v in contiguous]
+    tape.flush()                      # (the joined bytes)
+    for v, n in zip(contiguous, nodes):
+        np.testing.assert_array_equal(tape.value(n), v)

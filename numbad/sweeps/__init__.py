@@ -241,7 +241,7 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
         return False
     last = ops[end - 1]
     kinds, reads = _tile_tables()
-    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1:
+    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < TILED_MIN:
         return False
     rows = ops[begin:end - 1]
     row_kinds = kinds[rows[:, 0]]
@@ -278,7 +278,6 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     kept[nodes[:, 0][views]] = kept[nodes[:, 1][views]] = True
     produced = np.zeros(off.shape[0], np.bool_)
     produced[nodes[:, 0]] = True
-    produced[last[1]] = True
     moves = big & (kept | ~produced)         # (inputs and constants are made by no op here)
     ws = workspace()
     los = np.arange(0, sizes.max(), TILE)[:, None]      # (every element of every node)

@@ -122,8 +122,12 @@ def value_size(x):
 
 def validate_v(v, other, is_other_tuple):
     """PyTorch's ``_validate_v``: ``v`` matches ``other`` in count and shapes."""
-    if len(v) == 1 == len(other) and type(v[0]) is np.ndarray and v[0].shape == value_shape(other[0]):
-        return v
+    if len(v) == 1 == len(other):
+        if type(v[0]) is np.ndarray and v[0].shape == value_shape(other[0]):
+            return v
+        y = other[0]._v if type(other[0]) is Tensor else other[0]
+        if type(v[0]) is float and type(y) in _SCALAR_FLOATS:     # (v=1.0 for a 0-d output)
+            return (np.array(v[0]),)
     if len(other) != len(v):
         if is_other_tuple:
             raise RuntimeError(f"v is a tuple of invalid length: should be {len(other)} but got {len(v)}.")
@@ -144,6 +148,9 @@ def validate_v(v, other, is_other_tuple):
                                f"{_shape_str(vshape)}.")
         out.append(el_v)
     return tuple(out)
+
+
+_SCALAR_FLOATS = (np.float64, np.float32)
 
 
 def tape_dtype(inputs):

@@ -85,6 +85,7 @@ MAIN = {
     "elementwise_1e7": ("the same, 1e7 elements", "elementwise", 10 ** 7),
     "rosenbrock_1e6": ("Rosenbrock function, 1e6 elements", None, None),
     "mlp": ("3-layer tanh MLP, 512 wide, batch 256 (matmul-bound)", None, None),
+    "stencil": ("finite differences by slicing (`x[1:] - x[:-1]`, 7 reads), 32 elements", None, None),
 }
 HEADLINE = {"seed": "`exp(x).sum(1)`, 4×4", "chain": "100 ops on 16 elements",
             "lorenz": "Lorenz, 1,000 steps of scalar code", "elementwise_1e6": "elementwise, 1e6 elements",

@@ -1,7 +1,8 @@
 """Issue 2: ``nb.vjp`` against ``torch.autograd.functional.vjp`` and the plain numpy forward.
 
 Each workload is one pytest-benchmark group with three members: numbad's vjp,
-PyTorch's vjp (2 threads) and numpy evaluating the function once.
+PyTorch's vjp (2 threads) and numpy evaluating the function once. Beyond the
+issue's list, ``stencil`` follows the cost of slicing small arrays.
 """
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 import numbad as nb
 from workloads import WORKLOADS
 
-NAMES = ["seed", "chain", "lorenz", "elementwise_1e6", "elementwise_1e7", "rosenbrock_1e6", "mlp"]
+NAMES = ["seed", "chain", "lorenz", "elementwise_1e6", "elementwise_1e7", "rosenbrock_1e6", "mlp", "stencil"]
 
 
 def _setup(name):

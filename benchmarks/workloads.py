@@ -201,6 +201,36 @@ def mlp_inputs(rng):
     return Ws + (X,), 1.0
 
 
+# --------------------------------------------------------------------------- finite differences by slicing
+def _stencil(x, total):
+    d = x[1:] - x[:-1]
+    c = x[2:] - 2.0 * x[1:-1] + x[:-2]
+    return total(d * d) + total(c * c) + x[0] * x[-1]
+
+
+def stencil_np(x):
+    return _stencil(x, np.sum)
+
+
+def stencil_torch(x):
+    import torch
+    return _stencil(x, torch.sum)
+
+
+def stencil_jax(x):
+    import jax.numpy as jnp
+    return _stencil(x, jnp.sum)
+
+
+def stencil_autograd(x):
+    import autograd.numpy as anp
+    return _stencil(x, anp.sum)
+
+
+def stencil_inputs(rng):
+    return (rng.standard_normal(32),), 1.0
+
+
 WORKLOADS = {
     "seed": (seed_inputs, seed_np, seed_torch, seed_jax),
     "chain": (chain_inputs, chain_np, chain_torch, chain_jax),
@@ -209,6 +239,7 @@ WORKLOADS = {
     "elementwise_1e7": (elementwise_inputs(10 ** 7), elementwise_np, elementwise_torch, elementwise_jax),
     "rosenbrock_1e6": (rosenbrock_inputs(10 ** 6), rosenbrock_np, rosenbrock_torch, rosenbrock_jax),
     "mlp": (mlp_inputs, mlp_np, mlp_torch, mlp_jax),
+    "stencil": (stencil_inputs, stencil_np, stencil_torch, stencil_jax),
 }
 
 #: HIPS autograd's spellings (``autograd.numpy``); the Lorenz loop is plain arithmetic in every framework
@@ -220,6 +251,7 @@ AUTOGRAD = {
     "elementwise_1e7": elementwise_autograd,
     "rosenbrock_1e6": rosenbrock_autograd,
     "mlp": mlp_autograd,
+    "stencil": stencil_autograd,
 }
 
 #: what ``jax.jit`` compiles where the eager spelling does not serve (see ``lorenz_jax_scan``)

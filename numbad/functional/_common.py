@@ -12,7 +12,7 @@ import numpy as np
 
 from ..sweeps import varying_nodes
 from ..tape import Recording, active_tapes, current_tape
-from ..tensor.core import Tensor, stop_gradient, wrap
+from ..tensor.core import _SCALAR_FLOATS, Tensor, stop_gradient, wrap
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -148,9 +148,6 @@ def validate_v(v, other, is_other_tuple):
                                f"{_shape_str(vshape)}.")
         out.append(el_v)
     return tuple(out)
-
-
-_SCALAR_FLOATS = (np.float64, np.float32)
 
 
 def tape_dtype(inputs):

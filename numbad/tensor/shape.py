@@ -624,11 +624,8 @@ def slice_geometry(shape, items):
             return [], k % shape[0]
         start, _, by = k.indices(shape[0])
         return [by], start
-    strides, base, step = [], 0, 1
-    cs = [0] * len(shape)
-    for d in range(len(shape) - 1, -1, -1):
-        cs[d] = step
-        step *= shape[d]
+    strides, base = [], 0
+    cs = contiguous_strides(shape)
     for d, k in enumerate(items):
         if type(k) is int:
             base += (k % shape[d]) * cs[d]

@@ -66,13 +66,56 @@ def take_small(dtype):
         return None
 
 
+#: At most this many scratch buffers per thread (see :func:`scratch`).
+MAX_SCRATCH = 8
+
+
+def scratch(n, dtype):
+    """A writable 1-d array of ``n`` elements of ``dtype`` in memory that the last ones used.
+
+    It is a view of one of this thread's scratch buffers that nothing references any more
+    (``sys.getrefcount``: a value computed into one keeps it taken while any view of it
+    lives), so a call that computes large temporaries one after another writes them into
+    the few buffers its live values need, which stay in the processor's cache, as numpy's
+    own temporaries would not (a fresh large ``np.empty`` is cold, and faults its pages in).
+
+    >>> import numpy as np, numbad
+    >>> numbad.buffers.scratch(1 << 20, np.float64).shape
+    (1048576,)
+    """
+    try:
+        pool = _local.scratch
+    except AttributeError:
+        pool = _local.scratch = []
+    best = -1
+    for i in range(len(pool)):
+        # the list's reference and getrefcount's argument: nothing else holds it
+        size = pool[i].shape[0]
+        if (n <= size < 2 * n and pool[i].dtype == dtype and sys.getrefcount(pool[i]) == 2
+                and (best < 0 or size < pool[best].shape[0])):
+            best = i
+    if best >= 0:
+        return pool[best][:n]
+    buf = np.empty(n, dtype)
+    if len(pool) >= MAX_SCRATCH:
+        # make room by dropping a free buffer (the oldest), else keep this one out of the pool
+        for i in range(len(pool)):
+            if sys.getrefcount(pool[i]) == 2:
+                del pool[i]
+                break
+        else:
+            return buf
+    pool.append(buf)
+    return buf[:n]
+
+
 def clear():
     """Drop this thread's spare buffers (their memory goes back to the system).
 
     >>> import numbad
     >>> numbad.buffers.clear()
     """
-    for pool in ("spares", "small"):
+    for pool in ("spares", "small", "scratch"):
         try:
             getattr(_local, pool).clear()
         except AttributeError:

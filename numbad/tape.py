@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -49,6 +50,49 @@ def _int64_joined(a, b, c, d):
     if n < 256:
         return np.array(a + b + c + d, np.int64)
     return np.frombuffer(bytearray(struct.pack(f"{n}q", *a, *b, *c, *d)), np.int64)
+
+
+#: Elementwise ops whose values the sweeps recompute instead of storing (Recording.redo_rows):
+#: IEEE arithmetic rounds each of them correctly, so the njit loop gives numpy's value to the bit
+RECOMPUTED = frozenset({"add", "subtract", "multiply", "divide", "negative", "positive", "square",
+                        "reciprocal", "sqrt", "absolute"})
+#: Op kinds whose reverse rules read no operand's value
+_READS_NOTHING = frozenset({"nondiff", "copy", "gather", "scatter", "take", "put_add", "assemble",
+                            "scan_sum"})
+_VALUE_READS = None
+
+
+def _value_reads():
+    """Per opcode: ``None`` (its reverse rule may read any operand), ``()`` (none), or, for an
+    elementwise op, its operand names and the names each operand's partial reads."""
+    global _VALUE_READS
+    if _VALUE_READS is None:
+        from .ops import OPS
+        from .sweeps.codegen import _used      # what the generated rules read: the same test
+        table = {}
+        for op in OPS.values():
+            if op.kind == "elementwise":
+                table[op.code] = (op.operand_names(), tuple(
+                    frozenset(_used(op, [d])) if d is not None else frozenset() for d in op.partials))
+            else:
+                table[op.code] = () if op.kind in _READS_NOTHING else None
+        _VALUE_READS = table
+    return _VALUE_READS
+
+
+def reads_value(code, operands, name, const_nodes):
+    """Will the reverse sweep of op ``code`` on ``operands`` read the value named ``name``
+    (an operand's name, or ``"y"`` for its result)? Only partials towards operands that may
+    depend on an input run (a constant is never varying)."""
+    rules = _value_reads()[code]
+    if rules is None:
+        return True
+    if not rules:
+        return False
+    for x, used in zip(operands, rules[1]):
+        if name in used and x >= 0 and x not in const_nodes:
+            return True
+    return False
 
 
 def active_tapes():
@@ -104,6 +148,14 @@ class Recording:
     guards = ()
     #: (node, shape, strides, base) -> node: x[1:] read twice is one node (core.gather)
     _gathers = None
+    #: may large elementwise results wait outside the arena (see :meth:`defer_value`)? Set by
+    #: ``nb.vjp`` on a tape that only its reverse sweep will read; cleared when a
+    #: ``create_graph`` call joins the tape (its differentiable sweep reads values itself)
+    defer = False
+    #: node -> (weak reference to its value, its op row, recomputable) for results not (yet)
+    #: written to the arena; nodes whose values the reverse sweep recomputes (redo_rows)
+    _deferred = None
+    _redo = None
 
     def __init__(self, dtype=np.float64):
         self.dtype = np.dtype(dtype)
@@ -124,6 +176,7 @@ class Recording:
         self.input_nodes = []         # every node created as a function input
         self.replayable = False       # nb.record sets this: guards are kept, nested calls record here
         self._consts = {}
+        self._const_nodes = set()     # nodes made by const(): never varying
         self.view_root = {}           # view node -> the node whose storage it shares (core.gather)
         self._cache = None            # arrays converted so far (see arrays())
 
@@ -190,8 +243,9 @@ class Recording:
                 np.concatenate(pending, axis=None, out=self.arena[lo:hi], casting="unsafe")
         pending.clear()
 
-    def alloc(self, shape):
-        """Reserve a node of ``shape`` and return ``(node, writable view)`` for numpy to fill."""
+    def alloc(self, shape, view=True):
+        """Reserve a node of ``shape`` and return ``(node, writable view)`` for numpy to fill
+        (``view=False``: the node alone; its values are written later)."""
         if self.pending:
             self.flush()
         n = 1
@@ -199,11 +253,12 @@ class Recording:
             n *= d
         off = self.top
         self.top = self._reserve(n)
-        view = self.arena[off: self.top].reshape(shape)
         self.node_shape.append(tuple(shape))
         self.node_off.append(off)
         self.node_size.append(n)
-        return len(self.node_shape) - 1, view
+        if not view:
+            return len(self.node_shape) - 1
+        return len(self.node_shape) - 1, self.arena[off: self.top].reshape(shape)
 
     def add_node(self, value):
         """Store ``value`` (ndarray or numpy scalar) as a new node; return its index."""
@@ -266,7 +321,9 @@ class Recording:
     def const(self, value):
         """Node for a constant; Python and numpy scalars are shared per tape."""
         if type(value) is np.ndarray and value.ndim:
-            return self.add_node(value)
+            node = self.add_node(value)
+            self._const_nodes.add(node)
+            return node
         if type(value) is float and value != 0.0:
             node = self._consts.get(value)
             if node is not None:
@@ -277,10 +334,13 @@ class Recording:
             node = self._consts.get(key)
             if node is None:
                 node = self.add_node(np.asarray(fv, self.dtype)[()])
+                self._const_nodes.add(node)
                 if fv == fv:               # NaN never equals itself: don't cache it
                     self._consts[key] = node
             return node
-        return self.add_node(np.asarray(value))
+        node = self.add_node(np.asarray(value))
+        self._const_nodes.add(node)
+        return node
 
     def value(self, node):
         """The stored values of ``node`` (a read-only view; numpy scalar when 0-d)."""
@@ -288,6 +348,8 @@ class Recording:
             raise _finished()
         if self.pending:
             self.flush()
+        if self._deferred and node in self._deferred:
+            self.materialize(node)
         off = self.node_off[node]
         shape = self.node_shape[node]
         if not shape:
@@ -298,7 +360,83 @@ class Recording:
 
     # ------------------------------------------------------------------ ops
     def add_op(self, code, out, a=-1, b=-1, c=-1, iattr=-1):
+        if self._deferred:
+            self.consume(code, (a, b, c))
         self.ops.extend((code, out, a, b, c, iattr))
+
+    # ------------------------------------------------------------------ deferred values
+    # Large elementwise results are computed by numpy into recycled scratch memory
+    # (buffers.scratch) rather than into the arena, where most of them would be written
+    # once and never read: in ``np.sum(100 * (x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2)``
+    # no derivative rule reads five of the seven results. Writing each to fresh arena
+    # memory made recording such a function slower than numpy. A deferred value is
+    # written to the arena (materialize) when an op that reads it is recorded (its
+    # Tensor is alive then); a value that exact arithmetic made from values in the arena
+    # is not even copied: the sweep recomputes it, to the bit (redo_rows).
+    def defer_value(self, node, value, row, exact):
+        """``node``'s values are ``value`` (alive while its Tensor is), not yet in the arena."""
+        d = self._deferred
+        if d is None:
+            d = self._deferred = {}
+            self._redo = set()
+        if exact:
+            ops = self.ops
+            for x in ops[row * OP_WIDTH + 2: row * OP_WIDTH + 5]:
+                if x in d and not d[x][2]:
+                    exact = False
+        d[node] = (weakref.ref(value), row, exact)
+
+    def consume(self, code, operands):
+        """An op reading ``operands`` is being recorded: write to the arena (or schedule
+        for recomputation) each deferred operand whose value the reverse sweep will read."""
+        d = self._deferred
+        for k, x in enumerate(operands):
+            if x >= 0 and x in d:
+                rules = _value_reads()[code] if self.defer else None
+                if rules is None:       # (a view shares its storage: read at once, as by any op)
+                    self.materialize(x)
+                elif rules and reads_value(code, operands, rules[0][k], self._const_nodes):
+                    if d[x][2]:
+                        self._redo.add(x)      # an elementwise rule: read by the sweep alone
+                    else:
+                        self.materialize(x)
+
+    def materialize(self, node):
+        """Write a deferred node's values into the arena."""
+        ref, _, _ = self._deferred.pop(node)
+        self._redo.discard(node)
+        value = ref()
+        if value is None:           # (an op reading a value holds its Tensor: never reached)
+            raise RuntimeError(f"numbad: internal error: the value of node {node} was released "
+                               "before an op that reads it was recorded")
+        off = self.node_off[node]
+        self.arena[off:off + self.node_size[node]] = value.reshape(-1)
+
+    def live_value(self, node):
+        """A deferred node's value while its Tensor lives, else ``None``."""
+        return self._deferred[node][0]()
+
+    def revive(self, node, value):
+        """A deferred node's values, computed again after its Tensor was gone."""
+        _, row, exact = self._deferred[node]
+        self._deferred[node] = (weakref.ref(value), row, exact)
+
+    def redo_rows(self):
+        """Indices of the op rows that recompute every value the reverse sweep reads and
+        the arena lacks, in recording order (``None`` if there are none)."""
+        if not self._redo:
+            return None
+        d, ops, rows = self._deferred, self.ops, set()
+        stack = list(self._redo)
+        while stack:
+            _, row, exact = d[stack.pop()]
+            if not exact:
+                raise RuntimeError("numbad: internal error: a value to recompute depends on "
+                                   "one that cannot be recomputed exactly")
+            if row not in rows:
+                rows.add(row)
+                stack += [x for x in ops[row * OP_WIDTH + 2: row * OP_WIDTH + 5] if x in d]
+        return np.array(sorted(rows), np.int64)
 
     def add_attrs(self, ints):
         """Append integer attributes; return their offset in the pool."""

@@ -169,18 +169,21 @@ class Call:
     Hessian is a ``vjp`` of a ``vjp``). Inside ``nb.record`` every nested call
     records on the replayable tape, so that a replay recomputes it. Otherwise
     it records on a fresh tape (inputs from other tapes become constants, as
-    their derivatives are not wanted).
+    their derivatives are not wanted). ``defer``: only the njit reverse sweep will
+    read the fresh tape (``Recording.defer``).
     """
 
     __slots__ = ("tape", "inputs", "input_nodes", "begin")
 
-    def __init__(self, inputs, create_graph, replayable=False):
+    def __init__(self, inputs, create_graph, replayable=False, defer=False):
         outer = current_tape()
         if outer is not None and (create_graph or outer.replayable) and not replayable:
             tape = outer
+            tape.defer = False      # this call's own sweep reads values the njit one would not
         else:
             tape = Recording(tape_dtype(inputs))
             tape.replayable = replayable
+            tape.defer = defer
         self.tape = tape
         tensors = []
         for x in inputs:

@@ -53,7 +53,7 @@ def _value_and_grad(func, x, args, fn):
     if _inside_record():
         y, g = vjp(lambda t: _scalar(func(t, *args), fn), xs[0])
         return (float(np.reshape(y, ())) if fn == "value_and_grad" else None), g
-    call = Call(xs, False)
+    call = Call(xs, False, defer=True)
     tape = call.tape
     y = _scalar(call.run(lambda t: func(t, *args)), fn)
     node = output_node(call, y)

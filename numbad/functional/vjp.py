@@ -41,7 +41,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
             from ..cuda.api import functional_vjp
             return functional_vjp(func, inputs, v, create_graph, strict, to_host)
     is_inputs_tuple, inputs = as_input_tuple(inputs, "vjp")
-    call = Call(inputs, create_graph)
+    call = Call(inputs, create_graph, defer=not create_graph)
     tape = call.tape
     outputs = call.run(func)
     is_outputs_tuple, outputs = as_output_tuple(outputs, "vjp")

@@ -181,11 +181,18 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     for node, v in seeds:
         _seed(tape, adj, adj_set, node, v, L)
     g = interpreters()
-    if lanes:
-        g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
-    elif not (vals.shape[0] >= TILED_MIN and _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set,
-                                                               varying, begin, end, seeds)):
-        g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
+    # values the arena lacks, that the sweep reads: recomputed first (Recording.redo_rows)
+    redo = tape.redo_rows() if tape._redo else None
+    if redo is not None:
+        redo = ops[redo]
+    if lanes or not (vals.shape[0] >= TILED_MIN and _reverse_in_tiles(
+            g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo)):
+        if redo is not None:
+            g.forward(redo, off, size, ip, vals, 0, redo.shape[0], workspace())
+        if lanes:
+            g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
+        else:
+            g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
     result = [_read(adj, noff[n] * L, nsize[n] * L) if adj_set[n] and varying[n] else None
               for n in input_nodes]
     buffers.give(adj)
@@ -219,7 +226,7 @@ def _tile_tables():
     return _TILE_KIND, _READS
 
 
-def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds):
+def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo=None):
     """The reverse sweep of a large elementwise tape, ``TILE`` elements at a time; ``False``
     (nothing done) where the tape is not of that form.
 
@@ -236,6 +243,9 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     ``x[:-1]``) pass cotangents to one element from both sides of a tile edge, they are
     added in another order, so such elements may differ from the plain sweep's in the
     last bit (both are sums of the same terms; PyTorch adds them in yet another order).
+
+    ``redo``: op rows recomputing values the arena lacks (``Recording.redo_rows``). Each
+    tile replays them first, into one window per value, like a transient cotangent's.
     """
     if len(seeds) != 1 or end - begin < 2:
         return False
@@ -279,19 +289,32 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     produced = np.zeros(off.shape[0], np.bool_)
     produced[nodes[:, 0]] = True
     moves = big & (kept | ~produced)         # (inputs and constants are made by no op here)
+    if redo is not None:
+        redo_in = redo[:, 2:5][redo[:, 2:5] >= 0]
+        moves[redo_in] = big[redo_in]            # their operands are read in place, tile by tile
+        moves[redo[:, 1]] = False        # recomputed into a window (never an input or a view)
     ws = workspace()
     los = np.arange(0, sizes.max(), TILE)[:, None]      # (every element of every node)
     tile_offs = off + moves * los                                   # (one row per tile)
     tile_sizes = np.where(big, np.clip(size - los, 0, TILE), size)
     accumulate = bool(start[summed])
+    # the summed node's cotangent is the seed throughout: in a window that no op writes
+    # (no op but the sum reads the node), it is written once, not once a tile
+    seed_once = not (accumulate or moves[summed] or np.any(nodes[:, 1:] == summed))
+    if seed_once:
+        adj[off[summed]:off[summed] + min(TILE, size[summed])] = cot
+        start[summed] = True
     for tile_off, tile_size in zip(tile_offs, tile_sizes):
         adj_set[:] = start
-        a = tile_off[summed]
-        if accumulate:
-            adj[a:a + tile_size[summed]] += cot
-        else:
-            adj[a:a + tile_size[summed]] = cot
-            adj_set[summed] = True
+        if not seed_once:
+            a = tile_off[summed]
+            if accumulate:
+                adj[a:a + tile_size[summed]] += cot
+            else:
+                adj[a:a + tile_size[summed]] = cot
+                adj_set[summed] = True
+        if redo is not None:
+            g.forward(redo, tile_off, tile_size, ip, vals, 0, redo.shape[0], ws)
         g.reverse(ops, tile_off, tile_size, ip, vals, adj, adj_set, varying, begin, end - 1, ws)
     return True
 

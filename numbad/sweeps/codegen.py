@@ -246,9 +246,12 @@ def _scalar_first(scalar, general):
 
 
 def _forward_loop(op):
-    return (_operand_setup(op) + _value_views(op, [op.forward])
-            + ["out = vals[yo:yo + n]", "for i in range(n):"]
-            + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4))
+    head = _operand_setup(op) + _value_views(op, [op.forward]) + ["out = vals[yo:yo + n]"]
+    if op.arity == 1:
+        return head + ["for i in range(n):"] + _indent(_loads(op, [op.forward]) + [f"out[i] = {op.forward}"], 4)
+    # one loop per operand broadcasting or not, as the rules' terms (_term_loops): indexing
+    # by ``i * s`` defeats vectorization, which made such a loop five times slower
+    return head + _term_loops(op, None, op.forward, f"out[i] = {op.forward}")
 
 
 def _branch_forward(op, call):

@@ -11,8 +11,9 @@ import types
 
 import numpy as np
 
+from .. import buffers
 from ..ops import FIRST_NONDIFF_CODE, OPS
-from ..tape import BIG, active_tapes
+from ..tape import BIG, RECOMPUTED, active_tapes, reads_value
 
 _new = object.__new__
 
@@ -129,6 +130,7 @@ def _scalarize(value):
 
 # --------------------------------------------------------------------------- elementwise
 _ND = np.ndarray
+_F64 = np.dtype(np.float64)
 _SCALAR_FLOATS = (np.float64, np.float32)
 
 
@@ -198,6 +200,8 @@ def _emit(tape, op, value, a, b=-1, c=-1):
                 sc = sizes[c]
                 if sc != n and sc != 1:
                     c = broadcast_node(tape, c, value.shape)
+        if tape._deferred and n >= BIG:      # (a smaller result has no deferred operand)
+            tape.consume(op.code, (a, b, c))
         if value.dtype is tape.dtype:
             return _push(tape, value, n, value.shape, op.code, a, b, c)
         out = tape.add_node(value)   # booleans, integers, float32 on a float64 tape: cast now
@@ -272,18 +276,37 @@ def _into_arena(tape, op, vals, nodes):
     if tape._elementwise is None:
         tape._elementwise = {}
     node = tape._elementwise.get(key)
-    if node is not None:
-        return wrap(tape.value(node), tape, node)
     n = 1
     for d in shape:
         n *= d
+    if node is not None:
+        if not (tape._deferred and node in tape._deferred):
+            return wrap(tape.value(node), tape, node)
+        value = tape.live_value(node)
+        if value is None and op.name in RECOMPUTED:
+            # its Tensor is gone, but exact arithmetic gives the same values again
+            value = buffers.scratch(n, tape.dtype).reshape(shape)
+            op.ufunc(*vals, out=value)
+            value.flags.writeable = False
+            tape.revive(node, value)
+        if value is not None:
+            return wrap(value, tape, node)
     nodes = [broadcast_node(tape, nd, shape) if tape.node_size[nd] not in (n, 1) else nd
              for nd in nodes]
-    out, view = tape.alloc(shape)
+    nodes += [-1] * (3 - len(nodes))
+    # (deferred: see Recording.defer_value; only float64, whose values no later promotion widens)
+    defer = tape.defer and tape.dtype == _F64 and not reads_value(op.code, nodes, "y", tape._const_nodes)
+    if defer:
+        out = tape.alloc(shape, view=False)
+        view = buffers.scratch(n, tape.dtype).reshape(shape)
+    else:
+        out, view = tape.alloc(shape)
     op.ufunc(*vals, out=view)
     view.flags.writeable = False
-    nodes += [-1] * (3 - len(nodes))
+    row = tape.n_ops
     tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
+    if defer:
+        tape.defer_value(out, view, row, op.name in RECOMPUTED)
     tape._elementwise[key] = out
     return wrap(view, tape, out)
 
@@ -535,6 +558,8 @@ def assemble(parts, value):
         _, nd = operand(tape, x)
         ia = strided_map(tape, tape.node_shape[nd], strides, base, size)
         blocks += (nd, ia)
+    if tape._deferred:
+        tape.consume(_ASSEMBLE, blocks[::2])
     ia = tape.add_attrs((len(parts), size, *blocks))
     return record(tape, _ASSEMBLE, value, iattr=ia)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import numbad as nb
+from helpers import torch_vjp
 from numbad import buffers, sweeps
 from numbad.tensor import core
 
@@ -29,6 +30,7 @@ def tiles(monkeypatch):
     monkeypatch.setattr(buffers, "take", poisoned)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    monkeypatch.setattr(sweeps, "THREADS", 2)         # (whatever this machine's cores)
     ran = []
     original = sweeps._reverse_in_tiles
 
@@ -44,11 +46,6 @@ def _untiled(monkeypatch, f, inputs, v=None):
     with monkeypatch.context() as m:
         m.setattr(sweeps, "TILED_MIN", 1 << 62)
         return nb.vjp(f, inputs, v)
-
-
-def _torch_grad(tf, inputs):
-    ts = [torch.tensor(x, requires_grad=True) for x in inputs]
-    return [t.numpy() for t in torch.autograd.grad(tf(*ts), ts)]
 
 
 CASES = [
@@ -80,7 +77,7 @@ def test_tiled_cotangents_match_the_plain_sweep_and_pytorch(tiles, monkeypatch, 
     assert tiles == [True]
     plain_out, plain = _untiled(monkeypatch, f, inputs)
     assert out == plain_out
-    for g, p, t in zip(grads, plain, _torch_grad(tf, inputs)):
+    for g, p, t in zip(grads, plain, torch_vjp(tf, inputs, 1.0)[1]):
         # the same operations on the same values; only where several shifted reads of one
         # array meet at a tile edge may their cotangents be added in another order
         np.testing.assert_allclose(g, p, rtol=1e-15, atol=1e-15)
@@ -99,6 +96,32 @@ def test_float32_and_a_seed_other_than_one(tiles, monkeypatch):
     xt = torch.tensor(x, requires_grad=True)
     (t,) = torch.autograd.grad((torch.sin(xt[1:]) * xt[:-1]).sum() * -2.5, xt)
     np.testing.assert_allclose(g, t.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_two_threads_split_the_tiles(tiles, monkeypatch):
+    """The second half of the tiles runs on the worker thread, with windows of its own; the
+    result is the one-thread sweep's, but for the order of additions at the halves' edge,
+    and the same on every run. A shifted read of a base that an op made keeps to one thread."""
+    submitted = []
+    worker = sweeps._worker
+
+    def counting():
+        submitted.append(1)
+        return worker()
+    monkeypatch.setattr(sweeps, "_worker", counting)
+    f = CASES[0][1]                    # Rosenbrock: shifted reads of the input
+    x = RNG.uniform(-1.0, 1.0, 61)
+    _, g = nb.vjp(f, x)
+    assert submitted == [1]
+    _, again = nb.vjp(f, x)
+    assert g.tobytes() == again.tobytes()
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "THREADS", 1)
+        _, one = nb.vjp(f, x)
+    assert submitted == [1, 1]
+    np.testing.assert_allclose(g, one, rtol=1e-15, atol=1e-15)
+    nb.vjp(lambda x: np.sum(np.exp(x)[2:-5] * 2.0), x)
+    assert submitted == [1, 1] and tiles == [True] * 4
 
 
 NOT_TILED = [

@@ -293,30 +293,75 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
         redo_in = redo[:, 2:5][redo[:, 2:5] >= 0]
         moves[redo_in] = big[redo_in]            # their operands are read in place, tile by tile
         moves[redo[:, 1]] = False        # recomputed into a window (never an input or a view)
-    ws = workspace()
     los = np.arange(0, sizes.max(), TILE)[:, None]      # (every element of every node)
     tile_offs = off + moves * los                                   # (one row per tile)
     tile_sizes = np.where(big, np.clip(size - los, 0, TILE), size)
+    windows = big & ~moves
+    # Two threads take the tiles, each half with its own windows (the second TILE elements of
+    # each window node for the second half). Tiles write their own elements of moving nodes,
+    # but a view's shift carries a tile's cotangents up to ``shift`` elements into the next
+    # tile's range of its base: the last tile of the first half runs after both halves, and
+    # a base that an op made (whose rule the next tile runs on those elements) keeps to one
+    # thread.
+    shifts = off[nodes[:, 0][views]] - off[nodes[:, 1][views]]
+    split = (THREADS > 1 and len(los) >= 4 and np.all(size[windows] >= 2 * TILE)
+             and np.all(shifts < TILE) and not np.any(produced[nodes[:, 1][views][shifts > 0]]))
     accumulate = bool(start[summed])
     # the summed node's cotangent is the seed throughout: in a window that no op writes
     # (no op but the sum reads the node), it is written once, not once a tile
     seed_once = not (accumulate or moves[summed] or np.any(nodes[:, 1:] == summed))
     if seed_once:
-        adj[off[summed]:off[summed] + min(TILE, size[summed])] = cot
+        a = off[summed]
+        adj[a:a + min(TILE, size[summed])] = cot
+        if split:
+            adj[a + TILE:a + 2 * TILE] = cot
         start[summed] = True
-    for tile_off, tile_size in zip(tile_offs, tile_sizes):
-        adj_set[:] = start
-        if not seed_once:
-            a = tile_off[summed]
-            if accumulate:
-                adj[a:a + tile_size[summed]] += cot
-            else:
-                adj[a:a + tile_size[summed]] = cot
-                adj_set[summed] = True
-        if redo is not None:
-            g.forward(redo, tile_off, tile_size, ip, vals, 0, redo.shape[0], ws)
-        g.reverse(ops, tile_off, tile_size, ip, vals, adj, adj_set, varying, begin, end - 1, ws)
+
+    def sweep(tiles, flags):
+        ws = workspace()
+        for tile_off, tile_size in tiles:
+            flags[:] = start
+            if not seed_once:
+                a = tile_off[summed]
+                if accumulate:
+                    adj[a:a + tile_size[summed]] += cot
+                else:
+                    adj[a:a + tile_size[summed]] = cot
+                    flags[summed] = True
+            if redo is not None:
+                g.forward(redo, tile_off, tile_size, ip, vals, 0, redo.shape[0], ws)
+            g.reverse(ops, tile_off, tile_size, ip, vals, adj, flags, varying, begin, end - 1, ws)
+
+    tiles = list(zip(tile_offs, tile_sizes))
+    if not split:
+        sweep(tiles, adj_set)
+        return True
+    m = len(tiles) // 2
+    second_flags = adj_set.copy()
+    second = _worker().submit(sweep, list(zip(tile_offs[m:] + windows * TILE, tile_sizes[m:])), second_flags)
+    try:
+        sweep(tiles[:m - 1], adj_set)
+    finally:
+        second.result()
+    sweep(tiles[m - 1:m], adj_set)
+    adj_set |= second_flags
     return True
+
+
+#: Threads a tiled reverse sweep runs on (the calling one and a worker): two where the
+#: process may use two cores or more, unless ``NUMBAD_THREADS=1``.
+THREADS = min(2, int(os.environ.get("NUMBAD_THREADS", "2")),
+              len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+_WORKER = None        # (process id, executor): a forked child makes its own
+
+
+def _worker():
+    """The process's worker thread for the second half of tiled sweeps."""
+    global _WORKER
+    if _WORKER is None or _WORKER[0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+        _WORKER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="numbad-tiles"))
+    return _WORKER[1]
 
 
 #: Op kinds whose second-order share the generated ``second_order`` sweep knows: elementwise

@@ -152,3 +152,18 @@ def test_other_tapes_take_the_plain_sweep(tiles, monkeypatch, name, f, inputs):
           "no sum at the end": lambda x: (torch.exp(x) * x * torch.tensor(v)).sum()}[name]
     for g, t in zip(grads, torch.autograd.grad(tf(*ts), ts)):
         np.testing.assert_allclose(g, t.numpy(), rtol=1e-13, atol=1e-14)
+
+
+def test_numbad_threads_setting():
+    import os
+    import subprocess
+    import sys
+
+    def threads(setting):
+        env = dict(os.environ, NUMBAD_THREADS=setting)
+        return subprocess.run([sys.executable, "-c", "import numbad.sweeps as s; print(s.THREADS)"],
+                              env=env, capture_output=True, text=True)
+    assert threads("1").stdout.strip() == "1"
+    assert threads("0").stdout.strip() == "1"
+    bad = threads("two")
+    assert bad.returncode != 0 and "NUMBAD_THREADS must be a whole number of threads, not 'two'" in bad.stderr

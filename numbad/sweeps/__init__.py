@@ -350,8 +350,17 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
 
 #: Threads a tiled reverse sweep runs on (the calling one and a worker): two where the
 #: process may use two cores or more, unless ``NUMBAD_THREADS=1``.
-THREADS = min(2, int(os.environ.get("NUMBAD_THREADS", "2")),
-              len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+def _threads():
+    setting = os.environ.get("NUMBAD_THREADS", "2")
+    try:
+        wanted = int(setting)
+    except ValueError:
+        raise ValueError(f"numbad: NUMBAD_THREADS must be a whole number of threads, not {setting!r}") from None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(2, wanted, cores))
+
+
+THREADS = _threads()
 _WORKER = None        # (process id, executor): a forked child makes its own
 
 

@@ -52,17 +52,13 @@ def _int64_joined(a, b, c, d):
     return np.frombuffer(bytearray(struct.pack(f"{n}q", *a, *b, *c, *d)), np.int64)
 
 
-#: Elementwise ops whose values the sweeps recompute instead of storing (Recording.redo_rows):
-#: IEEE arithmetic rounds each of them correctly, so the njit loop gives numpy's value to the bit
-RECOMPUTED = frozenset({"add", "subtract", "multiply", "divide", "negative", "positive", "square",
-                        "reciprocal", "sqrt", "absolute"})
 #: Op kinds whose reverse rules read no operand's value
 _READS_NOTHING = frozenset({"nondiff", "copy", "gather", "scatter", "take", "put_add", "assemble",
                             "scan_sum"})
 _VALUE_READS = None
 
 
-def _value_reads():
+def value_reads():
     """Per opcode: ``None`` (its reverse rule may read any operand), ``()`` (none), or, for an
     elementwise op, its operand names and the names each operand's partial reads."""
     global _VALUE_READS
@@ -84,7 +80,7 @@ def reads_value(code, operands, name, const_nodes):
     """Will the reverse sweep of op ``code`` on ``operands`` read the value named ``name``
     (an operand's name, or ``"y"`` for its result)? Only partials towards operands that may
     depend on an input run (a constant is never varying)."""
-    rules = _value_reads()[code]
+    rules = value_reads()[code]
     if rules is None:
         return True
     if not rules:
@@ -392,7 +388,7 @@ class Recording:
         d = self._deferred
         for k, x in enumerate(operands):
             if x >= 0 and x in d:
-                rules = _value_reads()[code] if self.defer else None
+                rules = value_reads()[code] if self.defer else None
                 if rules is None:       # (a view shares its storage: read at once, as by any op)
                     self.materialize(x)
                 elif rules and reads_value(code, operands, rules[0][k], self._const_nodes):

@@ -140,6 +140,8 @@ def test_a_hessian_vector_product_through_a_deferring_call(deferring):
     xt = torch.tensor(x, requires_grad=True)
     (ht,) = torch.autograd.grad(tg(xt), xt)
     np.testing.assert_allclose(h, ht.numpy(), rtol=1e-12, atol=1e-12)
+    outer = deferring[0]
+    assert outer._deferred is not None and not outer.defer     # deferred, then joined
 
 
 def test_values_held_outside_a_call_keep_their_bits(deferring):

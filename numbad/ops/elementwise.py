@@ -18,11 +18,11 @@ POS = (0.2, 3.0)       # strictly positive
 UNIT = (-0.9, 0.9)     # inside (-1, 1)
 
 # --- arithmetic -------------------------------------------------------------
-ew("add", 1, np.add, "a + b", ("1.0", "1.0"), torch=("add", "__add__"), domain=(R, R))
-ew("subtract", 2, np.subtract, "a - b", ("1.0", "-1.0"), torch=("sub", "__sub__"), domain=(R, R))
-ew("multiply", 3, np.multiply, "a * b", ("b", "a"), torch=("mul", "__mul__"), domain=(R, R))
+ew("add", 1, np.add, "a + b", ("1.0", "1.0"), torch=("add", "__add__"), domain=(R, R), exact=True)
+ew("subtract", 2, np.subtract, "a - b", ("1.0", "-1.0"), torch=("sub", "__sub__"), domain=(R, R), exact=True)
+ew("multiply", 3, np.multiply, "a * b", ("b", "a"), torch=("mul", "__mul__"), domain=(R, R), exact=True)
 ew("divide", 4, np.divide, "a / b", ("1.0 / b", "-a / (b * b)"),
-   torch=("div", "__truediv__"), numpy=("np.divide", "np.true_divide"), domain=(R, POS))
+   torch=("div", "__truediv__"), numpy=("np.divide", "np.true_divide"), domain=(R, POS), exact=True)
 ew("power", 5, np.power, "a ** b",
    ("where(b == 0.0, 0.0, b * a ** (b - 1.0))",
     "where((a == 0.0) & (b >= 0.0), 0.0, y * log(a))"),
@@ -32,15 +32,16 @@ ew("float_power", 6, np.float_power, "a ** b",
    ("where(b == 0.0, 0.0, b * a ** (b - 1.0))",
     "where((a == 0.0) & (b >= 0.0), 0.0, y * log(a))"),
    torch=("float_power",), domain=(POS, R), kink="as power; computed in float64 like numpy")
-ew("negative", 7, np.negative, "-x", ("-1.0",), torch=("neg", "__neg__"), domain=(R,))
-ew("positive", 8, np.positive, "x", ("1.0",), torch=("positive", "__pos__"), domain=(R,))
+ew("negative", 7, np.negative, "-x", ("-1.0",), torch=("neg", "__neg__"), domain=(R,), exact=True)
+ew("positive", 8, np.positive, "x", ("1.0",), torch=("positive", "__pos__"), domain=(R,), exact=True)
 ew("absolute", 9, np.absolute, "abs(x)", ("sign(x)",), torch=("abs", "__abs__"),
-   numpy=("np.absolute", "np.abs", "abs()"), domain=(R,), kink="derivative 0 at x == 0 (PyTorch)")
+   numpy=("np.absolute", "np.abs", "abs()"), domain=(R,), kink="derivative 0 at x == 0 (PyTorch)", exact=True)
 ew("fabs", 10, np.fabs, "abs(x)", ("sign(x)",), domain=(R,), kink="derivative 0 at x == 0")
-ew("square", 11, np.square, "x * x", ("2.0 * x",), torch=("square",), domain=(R,))
-ew("reciprocal", 12, np.reciprocal, "1.0 / x", ("-(y * y)",), torch=("reciprocal",), domain=(POS,))
+ew("square", 11, np.square, "x * x", ("2.0 * x",), torch=("square",), domain=(R,), exact=True)
+ew("reciprocal", 12, np.reciprocal, "1.0 / x", ("-(y * y)",), torch=("reciprocal",), domain=(POS,),
+   exact=True)
 ew("sqrt", 13, np.sqrt, "sqrt(x)", ("0.5 / y",), torch=("sqrt",), domain=(POS,),
-   kink="infinite derivative at 0, as PyTorch")
+   kink="infinite derivative at 0, as PyTorch", exact=True)
 ew("sqrt_subgrad", 15, None, "sqrt(x)", ("where(y == 0.0, 0.0, 0.5 / y)",),
    numpy=("np.linalg.norm",), domain=(POS,),
    kink="derivative 0 at 0: the subgradient PyTorch's norms take at the zero vector")

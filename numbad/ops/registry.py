@@ -12,7 +12,9 @@ short expressions in a tiny rule language (names ``x``/``y`` for unary ops,
 inlines those expressions into the njit sweeps, and the differentiable path
 (``create_graph=True``) evaluates the very same expressions on
 :class:`numbad.Tensor` objects, so the fast and the differentiable derivative
-come from one definition.
+come from one definition. ``exact`` marks an elementwise op whose forward value IEEE
+arithmetic rounds correctly (``+ - * /``, ``sqrt``, ...): the njit loop then gives numpy's
+value to the bit, so a sweep may recompute it instead of storing it (``Recording.redo_rows``).
 """
 from __future__ import annotations
 
@@ -43,12 +45,12 @@ class Op:
     __slots__ = (
         "name", "code", "kind", "arity", "forward", "partials", "ufunc",
         "numpy_names", "torch_names", "kink", "domain", "nondiff_args",
-        "dtype_out", "tensor_partials", "doc", "param",
+        "dtype_out", "tensor_partials", "doc", "param", "exact",
     )
 
     def __init__(self, name, code, kind, arity, *, forward=None, partials=(),
                  ufunc=None, numpy_names=(), torch_names=(), kink="",
-                 domain=None, nondiff_args=(), dtype_out=None, doc="", param=0):
+                 domain=None, nondiff_args=(), dtype_out=None, doc="", param=0, exact=False):
         self.name = name
         self.code = code
         self.kind = kind
@@ -64,6 +66,7 @@ class Op:
         self.dtype_out = dtype_out
         self.doc = doc
         self.param = param            # a constant the kind's kernels take (a sign, a direction)
+        self.exact = exact
         self.tensor_partials = None  # compiled lazily from ``partials``
 
     @property
@@ -101,7 +104,7 @@ def register(op: Op) -> Op:
 
 
 def elementwise(name, code, ufunc, forward, partials=None, *, torch=(), kink="",
-                domain=None, numpy=(), nondiff_args=(), dtype_out=None, doc=""):
+                domain=None, numpy=(), nondiff_args=(), dtype_out=None, doc="", exact=False):
     """Declare an elementwise op; ``partials=None`` declares it non-differentiable."""
     arity = 1 if "x" in _names(forward) else (3 if "c" in _names(forward) else 2)
     kind = "nondiff" if partials is None else "elementwise"
@@ -113,7 +116,7 @@ def elementwise(name, code, ufunc, forward, partials=None, *, torch=(), kink="",
     op = register(Op(name, code, kind, arity, forward=forward, partials=partials,
                      ufunc=ufunc, numpy_names=np_names, torch_names=tuple(torch),
                      kink=kink, domain=domain, nondiff_args=nondiff_args,
-                     dtype_out=dtype_out, doc=doc))
+                     dtype_out=dtype_out, doc=doc, exact=exact))
     for spelling in np_names:           # ufuncs of the same math under another name (np.radians)
         alias = getattr(np, spelling[3:], None) if spelling.startswith("np.") else None
         if isinstance(alias, np.ufunc):

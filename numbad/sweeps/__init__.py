@@ -212,16 +212,18 @@ def _tile_tables():
     global _TILE_KIND, _READS
     if _TILE_KIND is None:
         from ..ops import OPS
-        from .codegen import _used          # what the generated rules read: the same test
+        from ..tape import value_reads
         n = max(op.code for op in OPS.values()) + 1
         kinds, reads = np.zeros(n, np.int8), np.zeros((n, 4), np.bool_)
         for op in OPS.values():
             kinds[op.code] = {"elementwise": 1, "nondiff": 1, "view": 2, "scatter": 3}.get(op.kind, 0)
-            if op.kind == "elementwise":
-                used = _used(op, [d for d in op.partials if d is not None])
-                for k, nm in enumerate(op.operand_names()):
-                    reads[op.code, k] = nm in used
-                reads[op.code, 3] = "y" in used
+        for code, rules in value_reads().items():
+            if rules:                       # an elementwise op: what any of its partials reads
+                names, used = rules
+                every = frozenset().union(*used)
+                for k, nm in enumerate(names):
+                    reads[code, k] = nm in every
+                reads[code, 3] = "y" in every
         _TILE_KIND, _READS = kinds, reads
     return _TILE_KIND, _READS
 
@@ -355,7 +357,8 @@ def _threads():
     try:
         wanted = int(setting)
     except ValueError:
-        raise ValueError(f"numbad: NUMBAD_THREADS must be a whole number of threads, not {setting!r}") from None
+        raise ValueError(f"numbad: NUMBAD_THREADS must be a whole number of threads, "
+                         f"not {setting!r}") from None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(2, wanted, cores))
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import buffers
 from ..ops import FIRST_NONDIFF_CODE, OPS
-from ..tape import BIG, RECOMPUTED, active_tapes, reads_value
+from ..tape import BIG, active_tapes, reads_value
 
 _new = object.__new__
 
@@ -283,11 +283,9 @@ def _into_arena(tape, op, vals, nodes):
         if not (tape._deferred and node in tape._deferred):
             return wrap(tape.value(node), tape, node)
         value = tape.live_value(node)
-        if value is None and op.name in RECOMPUTED:
+        if value is None and op.exact:
             # its Tensor is gone, but exact arithmetic gives the same values again
-            value = buffers.scratch(n, tape.dtype).reshape(shape)
-            op.ufunc(*vals, out=value)
-            value.flags.writeable = False
+            value = _in_scratch(op, vals, n, shape, tape.dtype)
             tape.revive(node, value)
         if value is not None:
             return wrap(value, tape, node)
@@ -298,17 +296,25 @@ def _into_arena(tape, op, vals, nodes):
     defer = tape.defer and tape.dtype == _F64 and not reads_value(op.code, nodes, "y", tape._const_nodes)
     if defer:
         out = tape.alloc(shape, view=False)
-        view = buffers.scratch(n, tape.dtype).reshape(shape)
+        view = _in_scratch(op, vals, n, shape, tape.dtype)
     else:
         out, view = tape.alloc(shape)
-    op.ufunc(*vals, out=view)
-    view.flags.writeable = False
+        op.ufunc(*vals, out=view)
+        view.flags.writeable = False
     row = tape.n_ops
     tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
     if defer:
-        tape.defer_value(out, view, row, op.name in RECOMPUTED)
+        tape.defer_value(out, view, row, op.exact)
     tape._elementwise[key] = out
     return wrap(view, tape, out)
+
+
+def _in_scratch(op, vals, n, shape, dtype):
+    """``op``'s read-only value computed into a recycled scratch buffer (a deferred value)."""
+    value = buffers.scratch(n, dtype).reshape(shape)
+    op.ufunc(*vals, out=value)
+    value.flags.writeable = False
+    return value
 
 
 def unary(op, x):

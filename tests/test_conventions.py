@@ -1,4 +1,7 @@
 """Conventions where derivatives are not unique (ties, kinks, degenerate spectra), against PyTorch."""
+import functools
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +28,52 @@ def test_ties_and_kinks_follow_pytorch(name, f, tf):
     tout, (tg,) = torch_vjp(tf, (TIES,), v)
     assert_close(out, tout)
     assert_close(g, tg, what=name)
+
+
+NAN = np.nan
+
+
+@pytest.mark.parametrize("name, x, f, tf", [
+    ("std at zero spread", np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]]),
+     lambda x: np.std(x, axis=1), lambda x: torch.std(x, 1, correction=0)),
+    ("std of all at zero spread", np.full((2, 3), 1.5), lambda x: np.std(x), lambda x: torch.std(x, correction=0)),
+    ("std, PyTorch's spelling", np.full((2, 3), 1.5), lambda x: x.std(dim=0), lambda x: x.std(dim=0)),
+    ("arctan2 at the origin", np.array([[0.0, 1.0, 0.0, -0.0], [0.0, 0.0, -2.0, 0.0]]),
+     lambda x: np.arctan2(x[0], x[1]), lambda x: torch.atan2(x[0], x[1])),
+    ("maximum with NaN", np.array([[1.0, NAN, 2.0, NAN, 3.0], [1.5, 1.5, NAN, NAN, 3.0]]),
+     lambda x: np.maximum(x[0], x[1]), lambda x: torch.maximum(x[0], x[1])),
+    ("minimum with NaN", np.array([[1.0, NAN, 2.0, NAN, 3.0], [1.5, 1.5, NAN, NAN, 3.0]]),
+     lambda x: np.minimum(x[0], x[1]), lambda x: torch.minimum(x[0], x[1])),
+])
+def test_degenerate_points_follow_pytorch(name, x, f, tf):
+    """Points where the plain formula gives 0/0 or NaN: PyTorch's numbers, on every path."""
+    shape = tuple(tf(torch.tensor(x)).shape)
+    v = np.arange(1.0, 1.0 + math.prod(shape)).reshape(shape)
+    tout, (tg,) = torch_vjp(tf, (x,), v)
+    same = functools.partial(np.testing.assert_allclose, rtol=1e-12, atol=0, err_msg=name)  # (NaN == NaN)
+    out, g = nb.vjp(f, x, v)
+    same(out, tout)
+    same(g, tg)
+    _, g = nb.vjp(f, x, v, create_graph=True)
+    same(g.detach(), tg)
+    # forward mode takes the same rule (PyTorch's own forward mode gives NaN for std at zero
+    # spread, unlike its reverse mode): J u with J from the reverse sweeps
+    u = np.linspace(0.5, 1.5, x.size).reshape(x.shape)
+    J = nb.jacobian(f, x).reshape(math.prod(shape), x.size)
+    same(nb.jvp(f, x, u)[1], (J @ u.reshape(-1)).reshape(shape))
+
+
+def test_norm_value_is_numpys_to_the_bit():
+    # numpy's 2-norm of a whole array sums the squares by a dot product: another order than a sum
+    rng = np.random.default_rng(3)
+    xs = [rng.uniform(-1.0, 1.0, (3, 4)) + 3.0 for _ in range(40)]
+    assert any(np.sqrt(np.sum(x * x)) != np.linalg.norm(x) for x in xs)     # (the test can fail)
+    for x in xs:
+        for f in (lambda x: np.linalg.norm(x), lambda x: np.linalg.norm(x, "fro"),
+                  lambda x: np.linalg.norm(x.reshape(-1), 2), lambda x: np.linalg.norm(x, keepdims=True)):
+            out, g = nb.vjp(f, x, np.ones(np.shape(f(x))))
+            assert np.array_equal(out, f(x))
+            assert_close(g, x / np.linalg.norm(x))
 
 
 def test_nan_max_passes_the_derivative_to_the_nan():

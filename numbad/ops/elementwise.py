@@ -71,7 +71,9 @@ ew("arccos", 34, np.arccos, "arccos(x)", ("-1.0 / sqrt(1.0 - x * x)",), torch=("
 ew("arctan", 35, np.arctan, "arctan(x)", ("1.0 / (1.0 + x * x)",), torch=("atan", "arctan"),
    domain=(R,))
 ew("arctan2", 36, np.arctan2, "arctan2(a, b)",
-   ("b / (a * a + b * b)", "-a / (a * a + b * b)"), torch=("atan2", "arctan2"), domain=(R, POS))
+   ("where((a == 0.0) & (b == 0.0), 0.0, b / (a * a + b * b))",
+    "where((a == 0.0) & (b == 0.0), 0.0, -a / (a * a + b * b))"), torch=("atan2", "arctan2"),
+   domain=(R, POS), kink="derivative 0 at a == b == 0 (PyTorch)")
 ew("hypot", 37, np.hypot, "hypot(a, b)", ("a / y", "b / y"), torch=("hypot",), domain=(R, POS))
 ew("sinh", 38, np.sinh, "sinh(x)", ("cosh(x)",), torch=("sinh",), domain=(R,))
 ew("cosh", 39, np.cosh, "cosh(x)", ("sinh(x)",), torch=("cosh",), domain=(R,))
@@ -88,12 +90,14 @@ ew("rad2deg", 45, np.rad2deg, "x * (180.0 / pi)", ("180.0 / pi",), torch=("rad2d
    numpy=("np.rad2deg", "np.degrees"), domain=(R,))
 
 # --- selection, ties and kinks ------------------------------------------------
-_HALF_TIE = "at a == b the derivative is split half/half (PyTorch)"
+# (written as PyTorch's: an operand gets the whole derivative unless it is the smaller (larger)
+# one, so where either is NaN both do)
+_HALF_TIE = "at a == b the derivative is split half/half; where either is NaN, both get it whole (PyTorch)"
 ew("maximum", 50, np.maximum, "where((a > b) | isnan(a), a, b)",
-   ("where(a > b, 1.0, where(a == b, 0.5, 0.0))", "where(b > a, 1.0, where(a == b, 0.5, 0.0))"),
+   ("where(a < b, 0.0, where(a == b, 0.5, 1.0))", "where(a > b, 0.0, where(a == b, 0.5, 1.0))"),
    torch=("maximum",), domain=(R, R), kink=_HALF_TIE)
 ew("minimum", 51, np.minimum, "where((a < b) | isnan(a), a, b)",
-   ("where(a < b, 1.0, where(a == b, 0.5, 0.0))", "where(b < a, 1.0, where(a == b, 0.5, 0.0))"),
+   ("where(a > b, 0.0, where(a == b, 0.5, 1.0))", "where(a < b, 0.0, where(a == b, 0.5, 1.0))"),
    torch=("minimum",), domain=(R, R), kink=_HALF_TIE)
 ew("fmax", 52, np.fmax, "where((a >= b) | isnan(b), a, b)",
    ("where((a >= b) | isnan(b), 1.0, 0.0)", "where((a >= b) | isnan(b), 0.0, 1.0)"),

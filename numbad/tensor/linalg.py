@@ -20,7 +20,7 @@ from ..ops import OPS
 from . import core
 from .core import Tensor
 from .numpy_api import ew, implements, normalize_axis, operand, tensorize, value_of
-from .reductions import amax, amin, sum_
+from .reductions import amax, amin, sqrt_subgrad, sum_
 from .shape import getitem, reshape, swapaxes
 
 SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
@@ -148,13 +148,6 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
                      reshape(getitem(p, lead + (slice(m * k + k, None),)), batch + (k, n)))
 
 
-def sqrt_subgrad(x):
-    """``sqrt`` whose derivative at 0 is 0 (the subgradient PyTorch's norms use)."""
-    if type(x) is not Tensor:
-        return np.sqrt(x)
-    return core.elementwise(OPS["sqrt_subgrad"], (x,), np.sqrt)
-
-
 _NORM_NOTE = ("2-norms (ord None, 2 for vectors, 'fro'): derivative 0 at the zero vector, as PyTorch's; "
               "ord inf/-inf/1/-1 follow amax/amin's ties; matrix ord 2/-2/'nuc' use the SVD")
 
@@ -169,7 +162,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
     value_shape = np.linalg.norm(np.zeros(x.shape), ord, axis, keepdims).shape   # numpy validates
     if axis is None:
         if ord is None or (ord in ("fro", "f") and nd == 2) or (ord == 2 and nd == 1):
-            out = sqrt_subgrad(sum_(ew("multiply", x, x)))
+            # the value is numpy's own, to the bit: here numpy sums the squares by a dot product
+            out = sqrt_subgrad(sum_(ew("multiply", x, x)), np.linalg.norm(x._v))
             return reshape(out, value_shape) if keepdims else out
         axis = tuple(range(nd))
     axes = (normalize_axis(axis, nd),) if np.ndim(axis) == 0 else tuple(normalize_axis(a, nd) for a in axis)

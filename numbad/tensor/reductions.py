@@ -274,12 +274,22 @@ def var(a, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, where=
     return core.binary(OPS["divide"], s, max(_count(x, axes) - d, 0), operator.truediv)
 
 
-@implements(np.std, torch=("torch.std", "x.std"), ops=("scatter", "divide", "subtract", "multiply", "sqrt"),
-            note=_VAR_NOTE + "; at zero spread the derivative is NaN, as PyTorch's", names=("x.std",))
+def sqrt_subgrad(x, value=None):
+    """``sqrt`` whose derivative at 0 is 0 (the subgradient PyTorch's norms and std use, where
+    the plain sqrt's infinite slope times a zero derivative of ``x`` would give NaN).
+    ``value``: the result, where numpy computes it otherwise (``np.linalg.norm``)."""
+    if type(x) is not Tensor:
+        return np.sqrt(x) if value is None else value
+    return core.elementwise(OPS["sqrt_subgrad"], (x,), np.sqrt if value is None else lambda _: value)
+
+
+@implements(np.std, torch=("torch.std", "x.std"),
+            ops=("scatter", "divide", "subtract", "multiply", "sqrt_subgrad"),
+            note=_VAR_NOTE + "; at zero spread the derivative is 0, as PyTorch's", names=("x.std",))
 def std(a, axis=None, dtype=None, out=None, ddof=None, keepdims=False, *, where=np._NoValue,
         mean=np._NoValue, correction=None, dim=None, keepdim=None, unbiased=None):
-    return ew("sqrt", var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
-                          correction=correction, dim=dim, keepdim=keepdim, unbiased=unbiased))
+    return sqrt_subgrad(var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
+                            correction=correction, dim=dim, keepdim=keepdim, unbiased=unbiased))
 
 
 @implements(np.average, ops=("scatter", "divide", "multiply", "gather", "copy"),

@@ -1,7 +1,8 @@
 """Random programs (``programs.py``): numbad's derivatives against PyTorch's on the same code.
 
 Each seed draws a program mixing elementwise ops, broadcasting, selects, reductions,
-products, reshapes, indexing, writes and joins, and holds numbad to numpy's value and to
+products, reshapes, indexing, writes and joins, and holds numbad to numpy's value (to the
+bit) and to
 PyTorch's vjp (on the njit sweep and on the differentiable ``create_graph`` path), jvp and
 Hessian-vector product. The large-value variant makes arrays of a few dozen elements take
 the large-value paths (deferred values, recomputation, two-thread tiles); the recorded
@@ -42,7 +43,7 @@ def _check(seed, large=False, replay=False):
     out, grads = nb.vjp(f, inputs, v)
     expected = f(*inputs)
     for y, e in zip(out if as_tuple else (out,), expected if as_tuple else (expected,)):
-        _close(y, e, f"value, {where}")
+        np.testing.assert_array_equal(y, e, err_msg=f"value (numpy's, to the bit), {where}")
     for k, (g, tg) in enumerate(zip(grads, tgrads)):
         _close(g, tg, f"vjp of input {k}, {where}")
     _, grads = nb.vjp(f, inputs, v, create_graph=True)

@@ -20,6 +20,7 @@ from ..ops import OPS
 from . import core
 from .core import Tensor
 from .numpy_api import ew, implements, normalize_axis, operand, tensorize, value_of
+from .products import numpys_value
 from .reductions import amax, amin, sqrt_subgrad, sum_
 from .shape import getitem, reshape, swapaxes
 
@@ -121,7 +122,8 @@ def eigh(a, UPLO="L"):
 @implements(np.linalg.eigvalsh, torch=("torch.linalg.eigvalsh",), ops=("eigh", "gather", "copy"),
             note="eigenvalues: derivative V diag(g) V^T, defined at ties too")
 def eigvalsh(a, UPLO="L"):
-    return eigh(a, UPLO)[0]
+    # (numpy's eigvalsh takes another LAPACK path than eigh: the values are eigvalsh's own)
+    return numpys_value(eigh(a, UPLO)[0], np.linalg.eigvalsh(value_of(a), UPLO))
 
 
 @implements(np.linalg.svd, torch=("torch.linalg.svd", "torch.linalg.svdvals"), ops=("svd", "gather", "copy"),
@@ -143,7 +145,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     lead = (Ellipsis,)
     s = getitem(p, lead + (slice(m * k, m * k + k),))
     if not compute_uv:
-        return s
+        return numpys_value(s, np.linalg.svd(x._v, compute_uv=False))   # (another LAPACK path)
     return SVDResult(reshape(getitem(p, lead + (slice(0, m * k),)), batch + (m, k)), s,
                      reshape(getitem(p, lead + (slice(m * k + k, None),)), batch + (k, n)))
 

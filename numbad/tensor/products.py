@@ -18,7 +18,7 @@ from . import core
 from .core import Tensor
 from .numpy_api import implements, normalize_axis, operand, reject, tensorize, value_of
 from .reductions import sum_
-from .shape import diagonal, ravel, reshape, transpose
+from .shape import diagonal, reshape, transpose
 
 
 def _transpose_any(x, axes):
@@ -80,7 +80,16 @@ def dot(a, b, out=None):
         return _multiply(a, b)
     if np.ndim(value_of(b)) <= 2 and np.ndim(value_of(a)) <= 2:
         return matmul(a, b)
-    return tensordot(a, b, axes=([-1], [-2 if np.ndim(value_of(b)) > 1 else -1]))
+    return numpys_value(tensordot(a, b, axes=([-1], [-2 if np.ndim(value_of(b)) > 1 else -1])),
+                         np.dot(value_of(a), value_of(b)))
+
+
+def numpys_value(x, value):
+    """The contraction ``x`` that numbad recorded, carrying numpy's own ``value`` where the last
+    bits differ (numpy sums the products in another order): a copy, whose derivative is 1."""
+    if type(x) is not Tensor or np.array_equal(x._v, value):
+        return x
+    return core.copy(x, value, share=False)
 
 
 @implements(np.vdot, torch=("torch.vdot",), ops=("matmul", "copy"))
@@ -96,7 +105,7 @@ def inner(a, b, /):
     a, b = operand(a), operand(b)
     if np.ndim(value_of(a)) == 0 or np.ndim(value_of(b)) == 0:
         return _multiply(a, b)
-    return tensordot(a, b, axes=([-1], [-1]))
+    return numpys_value(tensordot(a, b, axes=([-1], [-1])), np.inner(value_of(a), value_of(b)))
 
 
 @implements(np.outer, torch=("torch.outer", "torch.ger"), ops=("multiply", "gather", "copy"))
@@ -228,7 +237,7 @@ def _contract(a, ia, b, ib, keep):
 
 
 @implements(np.einsum, torch=("torch.einsum",), ops=("matmul", "gather", "copy", "scatter", "multiply"),
-            note="contracted pairwise, left to right, as batched matrix products")
+            note="contracted pairwise, left to right, as batched matrix products; the value is numpy's")
 def einsum(subscripts, *operands, out=None, optimize=False, **kwargs):
     reject("einsum", out=out, **{k: v for k, v in kwargs.items() if k not in ("dtype", "casting", "order")})
     if not isinstance(subscripts, str):
@@ -252,7 +261,7 @@ def einsum(subscripts, *operands, out=None, optimize=False, **kwargs):
     x = _transpose_any(x, [idx.index(c) for c in output])
     if type(x) is not Tensor:
         return value
-    return x if np.shape(x._v) == value.shape else reshape(x, value.shape)
+    return numpys_value(x if np.shape(x._v) == value.shape else reshape(x, value.shape), value)
 
 
 def install(T):

@@ -13,6 +13,9 @@ same program. Several spellings of one op (``np.sum`` and ``x.sum(dim=)``,
 import numpy as np
 import torch
 
+# (as helpers.py: the reference computes in float64, Python numbers made tensors included)
+torch.set_default_dtype(torch.float64)
+
 #: name -> (numpy spelling, PyTorch spelling); domains are kept safe by construction
 UNARY = {
     "exp": (np.exp, torch.exp),
@@ -230,6 +233,8 @@ def run_step(step, pool, torch_side):
     if kind == "product":
         a, b = pool[step[2]], pool[step[3]]
         if t:
+            if step[1] == "np.dot" and (a.ndim > 2 or b.ndim > 2):     # (np.dot of N-d arrays)
+                return torch.tensordot(a, b, dims=([-1], [-2 if b.ndim > 1 else -1]))
             return a @ b
         return {"@": lambda: a @ b, "np.matmul": lambda: np.matmul(a, b), "np.dot": lambda: np.dot(a, b)}[step[1]]()
     if kind == "reshape":

@@ -176,7 +176,8 @@ class Call:
     __slots__ = ("tape", "inputs", "input_nodes", "begin")
 
     def __init__(self, inputs, create_graph, replayable=False, defer=False):
-        outer = current_tape()
+        stack = active_tapes()
+        outer = stack[-1] if stack else None
         if outer is not None and (create_graph or outer.replayable) and not replayable:
             tape = outer
             tape.defer = False      # this call's own sweep reads values the njit one would not
@@ -186,6 +187,7 @@ class Call:
             tape.defer = defer
         self.tape = tape
         tensors = []
+        nodes = []
         for x in inputs:
             if type(x) is Tensor and x._tape is tape:
                 # a differentiable copy: the enclosing call differentiates through it
@@ -197,11 +199,12 @@ class Call:
                 if type(v) is np.ndarray and v.ndim == 0:
                     v = v[()]
                 t = wrap(v, tape, tape.add_node(v))
-            tape.input_nodes.append(t._node)
+            nodes.append(t._node)
             tensors.append(t)
+        tape.input_nodes += nodes
         self.inputs = tuple(tensors)
-        self.input_nodes = [t._node for t in tensors]
-        self.begin = tape.n_ops
+        self.input_nodes = nodes
+        self.begin = 0 if tape is not outer else tape.n_ops     # (a fresh tape has no op yet)
 
     def run(self, func):
         """``func(*inputs)`` with this call's tape recording."""

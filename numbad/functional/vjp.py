@@ -46,7 +46,8 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
     outputs = call.run(func)
     is_outputs_tuple, outputs = as_output_tuple(outputs, "vjp")
     end = tape.n_ops
-    check_outputs_require_grad(call, outputs, strict)
+    if strict:
+        check_outputs_require_grad(call, outputs, strict)
 
     if v is not None:
         v = validate_v(as_v_tuple(v, "vjp"), outputs, is_outputs_tuple)
@@ -64,36 +65,41 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
     # inside nb.record a nested call stays on the tape (so that replays recompute it),
     # with its results cut from the enclosing derivative as create_graph=False asks
     in_recording = recorded(call, create_graph)
-    if create_graph or in_recording:
-        grads = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes,
-                                             [(n, seed_tensor(tape, vi)) for n, vi in seeds]))
-        grads = [None if g is None else cast_tensor(g, x.dtype) for g, x in zip(grads, inputs)]
-    else:
+    if not (create_graph or in_recording):
         raw = sweeps.reverse(tape, call.begin, end, call.input_nodes,
                              [(n, vi._v if type(vi) is Tensor else vi) for n, vi in seeds])
-        grads = [None if r is None else r.reshape(value_shape(x)).astype(x.dtype, copy=False)
-                 for r, x in zip(raw, inputs)]
+        result = []
+        for i, (r, x) in enumerate(zip(raw, inputs)):
+            if r is None:
+                if strict:
+                    raise RuntimeError(_INDEPENDENT.format(i))
+                result.append(np.zeros(value_shape(x), x.dtype))
+            else:
+                r = r.reshape(value_shape(x))
+                result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
+        outs = [detach_value(y) for y in outputs]
+        del outputs
+        finish(call)
+        return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
 
+    grads = call.run(lambda *_: backward(tape, call.begin, end, call.input_nodes,
+                                         [(n, seed_tensor(tape, vi)) for n, vi in seeds]))
     result = []
     for i, (g, x) in enumerate(zip(grads, inputs)):
         if g is None:
             if strict:
-                raise RuntimeError("The output of the user-provided function is independent of "
-                                   f"input {i}. This is not allowed in strict mode.")
-            g = np.zeros(value_shape(x), x.dtype)
-            if create_graph or in_recording:
-                g = const_tensor(tape, g)
-        elif strict and create_graph and not call.requires_grad([g._node])[0]:
-            raise RuntimeError("The jacobian of the user-provided function is independent of "
-                               f"input {i}. This is not allowed in strict mode when create_graph=True.")
+                raise RuntimeError(_INDEPENDENT.format(i))
+            g = const_tensor(tape, np.zeros(value_shape(x), x.dtype))
+        else:
+            g = cast_tensor(g, x.dtype)
+            if strict and create_graph and not call.requires_grad([g._node])[0]:
+                raise RuntimeError("The jacobian of the user-provided function is independent of "
+                                   f"input {i}. This is not allowed in strict mode when create_graph=True.")
         result.append(g)
-
     if in_recording:
-        outs, result = cut(outputs), cut(result)
-    elif create_graph:
-        outs = list(outputs)
-    else:
-        outs = [detach_value(y) for y in outputs]
-        del outputs
-        finish(call)
-    return postprocess(outs, is_outputs_tuple), postprocess(result, is_inputs_tuple)
+        return postprocess(cut(outputs), is_outputs_tuple), postprocess(cut(result), is_inputs_tuple)
+    return postprocess(list(outputs), is_outputs_tuple), postprocess(result, is_inputs_tuple)
+
+
+_INDEPENDENT = ("The output of the user-provided function is independent of input {}. This is not "
+                "allowed in strict mode.")

@@ -171,7 +171,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     """
     ops, off, size, ip, vals = tape.arrays()
     n_nodes = off.shape[0]
-    L = max(lanes, 1)
+    L = lanes or 1
     flags = np.zeros(2 * n_nodes, np.bool_)
     varying, adj_set = flags[:n_nodes], flags[n_nodes:]
     for n in input_nodes:
@@ -179,8 +179,13 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     adj = buffers.take(vals.shape[0] * L, vals.dtype)
     noff, nsize = tape.node_off, tape.node_size        # Python ints: cheaper than numpy's here
     for node, v in seeds:
-        _seed(tape, adj, adj_set, node, v, L)
-    g = interpreters()
+        if type(v) is np.ndarray and not (adj_set[node] or tape.view_root):
+            # the common seed, written here (_seed and _write_seed are two calls more per seed)
+            adj[noff[node] * L:(noff[node] + nsize[node]) * L] = v.reshape(-1)
+            adj_set[node] = True
+        else:
+            _seed(tape, adj, adj_set, node, v, L)
+    g = _G or interpreters()
     # values the arena lacks, that the sweep reads: recomputed first (Recording.redo_rows)
     redo = tape.redo_rows() if tape._redo else None
     if redo is not None:
@@ -193,7 +198,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
             g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
         else:
             g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
-    result = [_read(adj, noff[n] * L, nsize[n] * L) if adj_set[n] and varying[n] else None
+    result = [adj[noff[n] * L:(noff[n] + nsize[n]) * L].copy() if adj_set[n] and varying[n] else None
               for n in input_nodes]
     buffers.give(adj)
     return result

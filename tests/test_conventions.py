@@ -44,6 +44,15 @@ NAN = np.nan
      lambda x: np.maximum(x[0], x[1]), lambda x: torch.maximum(x[0], x[1])),
     ("minimum with NaN", np.array([[1.0, NAN, 2.0, NAN, 3.0], [1.5, 1.5, NAN, NAN, 3.0]]),
      lambda x: np.minimum(x[0], x[1]), lambda x: torch.minimum(x[0], x[1])),
+    ("3-norm of a zero row", np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 3.0]]),
+     lambda x: np.linalg.norm(x, 3, axis=1), lambda x: torch.linalg.vector_norm(x, 3, dim=1)),
+    ("3-norm whose cubes underflow", np.array([[1e-200, -1e-200, 0.0], [1.0, -2.0, 3.0]]),
+     lambda x: np.linalg.norm(x, 3, axis=1), lambda x: torch.linalg.vector_norm(x, 3, dim=1)),
+    ("1.5-norm of the zero vector", np.zeros(4), lambda x: x.norm(1.5), lambda x: x.norm(1.5)),
+    ("0.5-norm with zero entries", np.array([[0.0, 1.0, -2.0], [0.0, 0.0, 0.0]]),
+     lambda x: np.linalg.norm(x, 0.5, axis=1), lambda x: torch.linalg.vector_norm(x, 0.5, dim=1)),
+    ("(-1)-norm with a zero entry", np.array([[0.0, 1.0, -2.0], [3.0, 1.0, -2.0]]),
+     lambda x: np.linalg.norm(x, -1, axis=1), lambda x: torch.linalg.vector_norm(x, -1, dim=1)),
 ])
 def test_degenerate_points_follow_pytorch(name, x, f, tf):
     """Points where the plain formula gives 0/0 or NaN: PyTorch's numbers, on every path."""
@@ -74,6 +83,24 @@ def test_norm_value_is_numpys_to_the_bit():
             out, g = nb.vjp(f, x, np.ones(np.shape(f(x))))
             assert np.array_equal(out, f(x))
             assert_close(g, x / np.linalg.norm(x))
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")      # (numpy's own (-1)-norm of a zero entry)
+def test_p_norms_are_numpys_to_the_bit_and_their_masks_replay():
+    rng = np.random.default_rng(4)
+    for ord in (3, 1.5, 0.5, -1, -2.5):
+        f = lambda x: np.linalg.norm(x, ord, axis=1)
+        for _ in range(10):
+            x = rng.uniform(-2.0, 2.0, (3, 4))
+            x[0, 1] = 0.0
+            x[2] = 0.0
+            out, g = nb.vjp(f, x, np.ones(3))
+            assert np.array_equal(out, f(x)), ord
+            assert np.all(np.isfinite(g)) and not np.any(g[2]), ord
+        # the zero row and zero entry arrive only at the replay: their selects are recorded ops
+        tape = nb.record(f, rng.uniform(0.5, 2.0, (3, 4)))
+        assert np.array_equal(tape(x), f(x))
+        np.testing.assert_allclose(tape.vjp(x, np.ones(3))[1], g, rtol=1e-14, atol=0, err_msg=str(ord))
 
 
 @pytest.mark.parametrize("name, f, shapes", [

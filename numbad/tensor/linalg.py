@@ -19,7 +19,7 @@ import numpy as np
 from ..ops import OPS
 from . import core
 from .core import Tensor
-from .numpy_api import ew, implements, normalize_axis, operand, tensorize, value_of
+from .numpy_api import ew, implements, normalize_axis, operand, tensorize, value_of, where
 from .products import numpys_value
 from .reductions import amax, amin, sqrt_subgrad, sum_
 from .shape import getitem, reshape, swapaxes
@@ -150,18 +150,18 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
                      reshape(getitem(p, lead + (slice(m * k + k, None),)), batch + (k, n)))
 
 
-_NORM_NOTE = ("2-norms (ord None, 2 for vectors, 'fro'): derivative 0 at the zero vector, as PyTorch's; "
+_NORM_NOTE = ("derivative 0 at the zero vector, as PyTorch's (vector ord < 1: 0 at a zero entry); "
               "ord inf/-inf/1/-1 follow amax/amin's ties; matrix ord 2/-2/'nuc' use the SVD")
 
 
 @implements(np.linalg.norm, torch=("torch.linalg.norm", "torch.linalg.vector_norm",
                                    "torch.linalg.matrix_norm", "x.norm"),
             ops=("multiply", "scatter", "sqrt_subgrad", "absolute", "amax", "amin", "power",
-                 "not_equal", "copy", "gather", "svd"), note=_NORM_NOTE, names=("x.norm",))
+                 "equal", "not_equal", "where", "copy", "gather", "svd"), note=_NORM_NOTE, names=("x.norm",))
 def norm(x, ord=None, axis=None, keepdims=False):
     x = tensorize(x)
     nd = x.ndim
-    value_shape = np.linalg.norm(np.zeros(x.shape), ord, axis, keepdims).shape   # numpy validates
+    value_shape = np.linalg.norm(np.ones(x.shape), ord, axis, keepdims).shape    # numpy validates
     if axis is None:
         if ord is None or (ord in ("fro", "f") and nd == 2) or (ord == 2 and nd == 1):
             # the value is numpy's own, to the bit: here numpy sums the squares by a dot product
@@ -189,7 +189,21 @@ def _vector_norm(x, ord, ax):
         return sum_(ew("absolute", x), axis=ax)
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
-    return ew("power", sum_(ew("power", ew("absolute", x), ord), axis=ax), 1.0 / ord)
+    # (sum |x|**p)**(1/p), with PyTorch's derivative 0 where the plain rule reads 0 * inf: the
+    # zero vector (p > 1), and a zero entry (p < 1, whose |x|**p has an infinite slope at 0).
+    # Selects (np.where) stand in for the masks of PyTorch's rule: a select passes no
+    # cotangent to the side it drops, and replays on any input. The values are numpy's.
+    a = ew("absolute", x)
+    shape = tuple(d for i, d in enumerate(x.shape) if i != ax)
+    if ord > 1:
+        total = sum_(ew("power", a, ord), axis=ax, keepdims=True)
+        zero = ew("equal", total, 0.0)          # (no derivative flows through a comparison)
+        safe = where(zero, 1.0, a)              # a vector of ones in place of the zero vector
+        root = ew("power", sum_(ew("power", safe, ord), axis=ax, keepdims=True), 1.0 / ord)
+        return reshape(where(zero, 0.0, root), shape)
+    nonzero = ew("not_equal", a, 0.0)
+    terms = where(nonzero, ew("power", where(nonzero, a, 1.0), ord), 0.0 if ord > 0 else np.inf)
+    return ew("power", sum_(terms, axis=ax), 1.0 / ord)
 
 
 def _matrix_norm(x, ord, axes):

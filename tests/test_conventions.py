@@ -85,6 +85,18 @@ def test_norm_value_is_numpys_to_the_bit():
             assert_close(g, x / np.linalg.norm(x))
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_rules_do_not_warn_of_what_they_select_away():
+    # the differentiable sweep computes 0/0 at these points and a select drops it, as the njit one does
+    spread = np.full((2, 3), 1.5)
+    g = nb.vjp(lambda x: np.std(x, axis=1), spread, np.ones(2), create_graph=True)[1]
+    assert np.array_equal(g.detach(), np.zeros((2, 3)))
+    g = nb.vjp(lambda x: np.arctan2(x[0], x[1]), np.zeros((2, 3)), np.ones(3), create_graph=True)[1]
+    assert np.array_equal(g.detach(), np.zeros((2, 3)))
+    with pytest.raises(RuntimeWarning, match="divide by zero"):     # the user's own op still warns
+        nb.vjp(lambda x: np.log(x), np.zeros(2), np.ones(2), create_graph=True)
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero")      # (numpy's own (-1)-norm of a zero entry)
 def test_p_norms_are_numpys_to_the_bit_and_their_masks_replay():
     rng = np.random.default_rng(4)

@@ -415,15 +415,18 @@ def backward(tape, begin, end, input_nodes, seeds):
             v = wrap(v, tape, tape.add_node(v))
         adj[node] = adj[node] + v if node in adj else v
     flat = tape.ops
-    for k in range(end - 1, begin - 1, -1):
-        code, out, a, b, c, ia = flat[k * OP_WIDTH:(k + 1) * OP_WIDTH]
-        g = adj.get(out)
-        if g is None or not varying[out]:
-            continue
-        op = BY_CODE[code]
-        if not op.differentiable:
-            continue
-        for nd, contrib in RULES[op.kind](tape, op, out, (a, b, c), ia, g, varying):
-            adj[nd] = adj[nd] + contrib if nd in adj else contrib
+    # numpy would warn of what a rule computes and then drops (0/0 where a select takes 0
+    # at a degenerate point): the njit sweeps are silent there, as PyTorch is
+    with np.errstate(all="ignore"):
+        for k in range(end - 1, begin - 1, -1):
+            code, out, a, b, c, ia = flat[k * OP_WIDTH:(k + 1) * OP_WIDTH]
+            g = adj.get(out)
+            if g is None or not varying[out]:
+                continue
+            op = BY_CODE[code]
+            if not op.differentiable:
+                continue
+            for nd, contrib in RULES[op.kind](tape, op, out, (a, b, c), ia, g, varying):
+                adj[nd] = adj[nd] + contrib if nd in adj else contrib
     return [adj.get(n) for n in input_nodes]
 

@@ -282,6 +282,16 @@ def test_writing_a_tensor_into_a_numpy_array_raises():
         nb.vjp(lambda x: np.exp(x, out=np.empty(2)), np.ones(2), np.ones(2))
 
 
+def test_building_an_array_from_tensors_points_to_stack():
+    # the ODE right-hand side written as np.array([...]) of Tensors: np.stack carries the derivative
+    with pytest.raises((TypeError, ValueError)) as info:
+        nb.vjp(lambda s: np.array([s[1], -s[0]]), np.ones(2), np.ones(2))
+    err = info.value if isinstance(info.value, TypeError) else info.value.__cause__
+    assert "np.stack([a, b]) in place of np.array([a, b])" in str(err)
+    _, g = nb.vjp(lambda s: np.stack([s[1], -s[0]]), np.ones(2), np.array([1.0, 2.0]))
+    assert np.array_equal(g, [-2.0, 1.0])
+
+
 def test_numba_errors_do_not_leak():
     # a complex constant mixed in is a clear TypeError, not a typing traceback
     with pytest.raises(TypeError, match="numbad"):

@@ -270,7 +270,8 @@ def _array(self, dtype=None, copy=None):
     raise TypeError(
         "numbad: a Tensor cannot become a plain numpy array (np.asarray, np.array, or writing it "
         "into an ndarray): its derivative would be dropped silently. Use numpy functions on the "
-        "Tensor itself, or t.detach() to read its values explicitly.")
+        "Tensor itself (np.stack([a, b]) in place of np.array([a, b])), or t.detach() to read "
+        "its values explicitly.")
 
 
 # --------------------------------------------------------------------------- elementwise helpers
@@ -557,6 +558,7 @@ HANDLED[np.result_type] = lambda *args: np.result_type(*[value_of(a) for a in ar
 
 def _install():
     from . import creation, linalg, products, reductions, shape
+    from . import composites  # noqa: F401 (its functions register themselves on import)
     T = Tensor
     T.__array_ufunc__ = _array_ufunc
     T.__array_function__ = _array_function

@@ -356,6 +356,28 @@ CASES = [
          lambda a: torch.linalg.matrix_power(a, 5)),
     case("np.linalg.matrix_power", lambda a: np.linalg.matrix_power(a, -2), (MB,),
          lambda a: torch.linalg.matrix_power(a, -2), id="np.linalg.matrix_power-inverse"),
+    case("np.gradient", lambda f: np.gradient(f, 0.5, axis=1), (X3,),
+         lambda f: torch.gradient(f, spacing=0.5, dim=1)[0]),
+    case("np.gradient", lambda f: np.stack(np.gradient(f, edge_order=2)), (X,),
+         lambda f: torch.stack(torch.gradient(f, edge_order=2)), id="np.gradient-edge-order-2",
+         extra=("assemble",)),
+    case("np.gradient", lambda f: np.gradient(f, np.cumsum(W4), axis=-1, edge_order=2), (X,),
+         lambda f: torch.gradient(f, spacing=(torch.cumsum(torch.tensor(W4), 0),), dim=-1, edge_order=2)[0],
+         id="np.gradient-coordinates", extra=("cumsum",)),
+    case("np.convolve", lambda a, v: np.convolve(a, v), (V5, W4[:3]),
+         lambda a, v: torch.nn.functional.conv1d(a[None, None], v.flip(0)[None, None], padding=2)[0, 0]),
+    case("np.convolve", lambda a, v: np.convolve(a, v, "same"), (W4[:2], V5), id="np.convolve-same"),
+    case("np.correlate", lambda a, v: np.correlate(a, v), (V5, W4[:3]),
+         lambda a, v: torch.nn.functional.conv1d(a[None, None], v[None, None])[0, 0]),
+    case("np.correlate", lambda a, v: np.correlate(a, v, "same"), (W4[:2], V5), id="np.correlate-same"),
+    case("np.nanmax", lambda x: np.nanmax(x, axis=1), (WITH_NAN,)),
+    case("np.nanmin", lambda x: np.nanmin(x, axis=(0, 2), keepdims=True), (WITH_NAN,)),
+    case("np.nanvar", lambda x: np.nanvar(x, axis=2, ddof=1), (WITH_NAN,)),
+    case("np.nanstd", lambda x: np.nanstd(x, axis=0), (WITH_NAN,)),
+    case("np.linalg.multi_dot", lambda a, b, c: np.linalg.multi_dot([a, b, c]), (V5[:3], X, W4),
+         lambda a, b, c: torch.linalg.multi_dot([a, b, c])),
+    case("np.cumulative_sum", lambda x: np.cumulative_sum(x, axis=1, include_initial=True), (X,),
+         lambda x: torch.cat([torch.zeros(3, 1), torch.cumsum(x, 1)], 1)),
     # ------------------------------------------------------------------ elementwise extras
     case("np.where", lambda a, b: np.where(a > b, a, b * 2), (X, rng.standard_normal((3, 4))),
          lambda a, b: torch.where(a > b, a, b * 2), extra=("greater", "multiply")),
@@ -507,6 +529,7 @@ REPLAY_CASES = [
     ("np.linalg.svd", lambda x: np.linalg.svd(x, compute_uv=False)),
     ("np.median", lambda x: np.median(x, axis=1)),
     ("np.quantile", lambda x: np.quantile(x, [0.2, 0.9], axis=0)),
+    ("np.nanmax", lambda x: np.nanmax(np.where(x > 1.0, np.nan, x), axis=1)),
 ]
 
 
@@ -601,6 +624,15 @@ COMPOSITES = [
     ("np.cov", lambda y, x: np.cov(y)),
     ("np.corrcoef", lambda y, x: np.corrcoef(y, rowvar=False)),
     ("np.linalg.matrix_power", lambda y, x: np.linalg.matrix_power(y[:, :3] + 2 * np.eye(3), 7)),
+    ("np.gradient", lambda y, x: np.gradient(y, 0.1, np.sort(x), edge_order=2)[1]),
+    ("np.gradient", lambda y, x: np.gradient(x)),
+    ("np.convolve", lambda y, x: np.convolve(y[0], x, "same")),
+    ("np.correlate", lambda y, x: np.correlate(y[0], x[:3], "full")),
+    ("np.nanmax", lambda y, x: np.nanmax(y * np.where(y > 1.0, np.nan, 1.0), axis=1)),
+    ("np.nanvar", lambda y, x: np.nanvar(y * np.where(y > 1.0, np.nan, 1.0), axis=0)),
+    ("np.nanstd", lambda y, x: np.nanstd(y * np.where(y > 1.0, np.nan, 1.0))),
+    ("np.linalg.multi_dot", lambda y, x: np.linalg.multi_dot([x[:3], y, y.T, x[:3]])),
+    ("np.cumulative_sum", lambda y, x: np.cumulative_sum(y, axis=0)),
 ]
 
 

@@ -6,6 +6,12 @@ kinks and ties follow PyTorch; the ``kink`` text is what the docs' op table
 shows. ``domain`` is where the generated tests probe the op: one
 ``(low, high)`` range per operand.
 
+Where a select drops a branch that divides by zero (or takes ``log(0)``) at a
+degenerate point, that branch's own operand is selected away from the zero too
+(``0.5 / where(y == 0.0, 1.0, y)``): the differentiable sweep (``create_graph``)
+differentiates the rule itself, and a dropped infinity would turn the zero
+cotangent the select sends it into NaN in second derivatives.
+
 Opcodes are stable: they are stored in saved tapes. Never renumber a row; add
 new ops with new codes (1..199 differentiable, 1000+ non-differentiable).
 """
@@ -24,13 +30,13 @@ ew("multiply", 3, np.multiply, "a * b", ("b", "a"), torch=("mul", "__mul__"), do
 ew("divide", 4, np.divide, "a / b", ("1.0 / b", "-a / (b * b)"),
    torch=("div", "__truediv__"), numpy=("np.divide", "np.true_divide"), domain=(R, POS), exact=True)
 ew("power", 5, np.power, "a ** b",
-   ("where(b == 0.0, 0.0, b * a ** (b - 1.0))",
-    "where((a == 0.0) & (b >= 0.0), 0.0, y * log(a))"),
+   ("where(b == 0.0, 0.0, b * a ** where(b == 0.0, 1.0, b - 1.0))",
+    "where((a == 0.0) & (b >= 0.0), 0.0, y * log(where((a == 0.0) & (b >= 0.0), 1.0, a)))"),
    torch=("pow", "__pow__"), domain=(POS, R),
    kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0 (PyTorch)")
 ew("float_power", 6, np.float_power, "a ** b",
-   ("where(b == 0.0, 0.0, b * a ** (b - 1.0))",
-    "where((a == 0.0) & (b >= 0.0), 0.0, y * log(a))"),
+   ("where(b == 0.0, 0.0, b * a ** where(b == 0.0, 1.0, b - 1.0))",
+    "where((a == 0.0) & (b >= 0.0), 0.0, y * log(where((a == 0.0) & (b >= 0.0), 1.0, a)))"),
    torch=("float_power",), domain=(POS, R), kink="as power; computed in float64 like numpy")
 ew("negative", 7, np.negative, "-x", ("-1.0",), torch=("neg", "__neg__"), domain=(R,), exact=True)
 ew("positive", 8, np.positive, "x", ("1.0",), torch=("positive", "__pos__"), domain=(R,), exact=True)
@@ -42,7 +48,7 @@ ew("reciprocal", 12, np.reciprocal, "1.0 / x", ("-(y * y)",), torch=("reciprocal
    exact=True)
 ew("sqrt", 13, np.sqrt, "sqrt(x)", ("0.5 / y",), torch=("sqrt",), domain=(POS,),
    kink="infinite derivative at 0, as PyTorch", exact=True)
-ew("sqrt_subgrad", 15, None, "sqrt(x)", ("where(y == 0.0, 0.0, 0.5 / y)",),
+ew("sqrt_subgrad", 15, None, "sqrt(x)", ("where(y == 0.0, 0.0, 0.5 / where(y == 0.0, 1.0, y))",),
    numpy=("np.linalg.norm",), domain=(POS,),
    kink="derivative 0 at 0: the subgradient PyTorch's norms take at the zero vector")
 ew("cbrt", 14, np.cbrt, "cbrt(x)", ("1.0 / (3.0 * y * y)",), domain=(POS,))
@@ -71,8 +77,8 @@ ew("arccos", 34, np.arccos, "arccos(x)", ("-1.0 / sqrt(1.0 - x * x)",), torch=("
 ew("arctan", 35, np.arctan, "arctan(x)", ("1.0 / (1.0 + x * x)",), torch=("atan", "arctan"),
    domain=(R,))
 ew("arctan2", 36, np.arctan2, "arctan2(a, b)",
-   ("where((a == 0.0) & (b == 0.0), 0.0, b / (a * a + b * b))",
-    "where((a == 0.0) & (b == 0.0), 0.0, -a / (a * a + b * b))"), torch=("atan2", "arctan2"),
+   ("where((a == 0.0) & (b == 0.0), 0.0, b / where((a == 0.0) & (b == 0.0), 1.0, a * a + b * b))",
+    "where((a == 0.0) & (b == 0.0), 0.0, -a / where((a == 0.0) & (b == 0.0), 1.0, a * a + b * b))"), torch=("atan2", "arctan2"),
    domain=(R, POS), kink="derivative 0 at a == b == 0 (PyTorch)")
 ew("hypot", 37, np.hypot, "hypot(a, b)", ("a / y", "b / y"), torch=("hypot",), domain=(R, POS))
 ew("sinh", 38, np.sinh, "sinh(x)", ("cosh(x)",), torch=("sinh",), domain=(R,))
@@ -115,7 +121,7 @@ ew("clip", 55, np.clip, "where(b > c, c, where(a < b, b, where(a > c, c, a)))",
     "where((a > c) | (b > c), 1.0, 0.0)"),
    torch=("clamp", "clip"), numpy=("np.clip", "ndarray.clip"), domain=(R, (-1.0, -0.1), (0.1, 1.0)),
    kink="at a bound the derivative goes to x (PyTorch's clamp)")
-ew("copysign", 56, np.copysign, "copysign(a, b)", ("where(a == 0.0, 0.0, y / a)", "0.0"),
+ew("copysign", 56, np.copysign, "copysign(a, b)", ("where(a == 0.0, 0.0, y / where(a == 0.0, 1.0, a))", "0.0"),
    torch=("copysign",), domain=(R, R), kink="derivative 0 at a == 0 (PyTorch)")
 ew("remainder", 57, np.remainder, "remainder(a, b)", ("1.0", "-floor(a / b)"),
    torch=("remainder", "__mod__"), numpy=("np.remainder", "np.mod", "%"), domain=(R, POS),

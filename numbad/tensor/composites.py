@@ -357,3 +357,211 @@ def matrix_power(a, n):
         if bit:
             result = z if result is None else result @ z
     return result
+
+
+# --------------------------------------------------------------------------- finite differences
+@implements(np.gradient, torch=("torch.gradient",),
+            ops=("subtract", "divide", "multiply", "add", "assign"),
+            note="numpy's differences of f (spacings are constants, or Tensors too)")
+def gradient(f, *varargs, axis=None, edge_order=1):
+    # numpy's algorithm, step for step (so the values are numpy's), writing into a Tensor
+    f = tensorize(f, "f")
+    N = f.ndim
+    axes = tuple(range(N)) if axis is None else tuple(
+        operator.index(a) % N for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    n = len(varargs)
+    if n == 0:
+        dx = [1.0] * len(axes)
+    elif n == 1 and np.ndim(varargs[0]) == 0:
+        dx = list(varargs) * len(axes)
+    elif n == len(axes):
+        dx = list(varargs)
+        for i, distances in enumerate(dx):
+            distances = _array(distances)
+            if distances.ndim == 0:
+                continue
+            if distances.ndim != 1:
+                raise ValueError("distances must be either scalars or 1d")
+            if len(distances) != f.shape[axes[i]]:
+                raise ValueError("when 1d, distances must match the length of the corresponding dimension")
+            if distances.dtype.kind in "iu":
+                distances = distances.astype(np.float64)
+            diffx = np.diff(distances)
+            if bool((diffx == diffx[0]).all()):      # constant spacing: numpy's scalar case
+                diffx = diffx[0]
+            dx[i] = diffx
+    else:
+        raise TypeError("invalid number of arguments")
+    if edge_order > 2:
+        raise ValueError("'edge_order' greater than 2 not supported")
+    outvals = []
+    for ax, ax_dx in zip(axes, dx):
+        if f.shape[ax] < edge_order + 1:
+            raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                             "at least (edge_order + 1) elements are required.")
+
+        def at(*index):           # f or out indexed along ax alone
+            s = [slice(None)] * N
+            s[ax] = index[0] if len(index) == 1 else slice(*index)
+            return tuple(s)
+        out = np.empty_like(f)
+        uniform = np.ndim(ax_dx) == 0
+        if uniform:
+            out[at(1, -1)] = (f[at(2, None)] - f[at(None, -2)]) / (2. * ax_dx)
+        else:
+            dx1, dx2 = ax_dx[0:-1], ax_dx[1:]
+            shape = [1] * N
+            shape[ax] = -1
+            a = (-(dx2) / (dx1 * (dx1 + dx2))).reshape(shape)
+            b = ((dx2 - dx1) / (dx1 * dx2)).reshape(shape)
+            c = (dx1 / (dx2 * (dx1 + dx2))).reshape(shape)
+            out[at(1, -1)] = a * f[at(None, -2)] + b * f[at(1, -1)] + c * f[at(2, None)]
+        if edge_order == 1:
+            out[at(0)] = (f[at(1)] - f[at(0)]) / (ax_dx if uniform else ax_dx[0])
+            out[at(-1)] = (f[at(-1)] - f[at(-2)]) / (ax_dx if uniform else ax_dx[-1])
+        else:
+            if uniform:
+                a, b, c = -1.5 / ax_dx, 2. / ax_dx, -0.5 / ax_dx
+            else:
+                dx1, dx2 = ax_dx[0], ax_dx[1]
+                a = -(2. * dx1 + dx2) / (dx1 * (dx1 + dx2))
+                b = (dx1 + dx2) / (dx1 * dx2)
+                c = - dx1 / (dx2 * (dx1 + dx2))
+            out[at(0)] = a * f[at(0)] + b * f[at(1)] + c * f[at(2)]
+            if uniform:
+                a, b, c = 0.5 / ax_dx, -2. / ax_dx, 1.5 / ax_dx
+            else:
+                dx1, dx2 = ax_dx[-2], ax_dx[-1]
+                a = (dx2) / (dx1 * (dx1 + dx2))
+                b = - (dx2 + dx1) / (dx1 * dx2)
+                c = (2. * dx2 + dx1) / (dx2 * (dx1 + dx2))
+            out[at(-1)] = a * f[at(-3)] + b * f[at(-2)] + c * f[at(-1)]
+        outvals.append(out)
+    return outvals[0] if len(axes) == 1 else tuple(outvals)
+
+
+# --------------------------------------------------------------------------- convolution
+def _convolve_full(a, v):
+    """The full convolution of 1-d ``a`` and ``v``: products of ``a``'s values (zero-padded)
+    read through an index matrix, times ``v`` reversed."""
+    n, m = a.shape[0], v.shape[0]
+    if m > n:                                   # (a convolution is symmetric: index the shorter)
+        a, v, n, m = v, a, m, n
+    padded = np.concatenate([np.zeros(m - 1, a.dtype), a, np.zeros(m - 1, a.dtype)])
+    windows = padded[np.arange(n + m - 1)[:, None] + np.arange(m)[None, :]]
+    return windows @ v[::-1]
+
+
+def _one_d(x, name):
+    x = _array(x)
+    if x.ndim != 1:
+        raise ValueError(f"object too deep for desired array ({name} must be 1-d)")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} cannot be empty")
+    return x
+
+
+@implements(np.convolve, ops=("assemble", "take", "matmul", "copy"))
+def convolve(a, v, mode="full"):
+    value = np.convolve(value_of(a), value_of(v), mode)      # numpy validates; its value
+    a, v = _one_d(a, "a"), _one_d(v, "v")
+    full = _convolve_full(a, v)
+    n, m = a.shape[0], v.shape[0]
+    start = {"full": 0, "same": (min(n, m) - 1) // 2, "valid": min(n, m) - 1}[mode]
+    return numpys_value(full[start:start + value.shape[0]], value)
+
+
+@implements(np.correlate, ops=("assemble", "take", "matmul", "copy"))
+def correlate(a, v, mode="valid"):
+    value = np.correlate(value_of(a), value_of(v), mode)
+    a, v = _one_d(a, "a"), _one_d(v, "v")
+    full = _convolve_full(a, v[::-1])
+    n, m = a.shape[0], v.shape[0]
+    start = {"full": 0, "same": (min(n, m) - 1) // 2, "valid": min(n, m) - 1}[mode]
+    if mode == "same" and m > n:             # numpy correlates the other way round, reversed
+        start = n + m - 1 - value.shape[0] - start
+    return numpys_value(full[start:start + value.shape[0]], value)
+
+
+# --------------------------------------------------------------------------- more NaN-aware reductions
+def _nan_extreme(a, axis, keepdims, fill, reduce, value):
+    a = tensorize(a)
+    nan = np.isnan(a)
+    out = reduce(np.where(nan, fill, a), axis=axis, keepdims=keepdims)
+    every = np.all(nan, axis=axis, keepdims=keepdims)        # an all-NaN slice: NaN, as numpy's
+    return numpys_value(np.where(every, np.nan, out), value)
+
+
+@implements(np.nanmax, ops=("isnan", "where", "amax", "amin", "not_equal", "copy"), note="ties as np.max's")
+def nanmax(a, axis=None, out=None, keepdims=False, initial=np._NoValue, where=np._NoValue):
+    reject("nanmax", out=out, initial=initial, where=where)
+    value = np.nanmax(value_of(a), axis=axis, keepdims=keepdims)
+    return _nan_extreme(a, axis, keepdims, -np.inf, np.max, value)
+
+
+@implements(np.nanmin, ops=("isnan", "where", "amin", "not_equal", "copy"), note="ties as np.min's")
+def nanmin(a, axis=None, out=None, keepdims=False, initial=np._NoValue, where=np._NoValue):
+    reject("nanmin", out=out, initial=initial, where=where)
+    value = np.nanmin(value_of(a), axis=axis, keepdims=keepdims)
+    return _nan_extreme(a, axis, keepdims, np.inf, np.min, value)
+
+
+def _nanvar(a, axis, ddof, keepdims):
+    a = tensorize(a)
+    nan = np.isnan(a)
+    count = np.sum(~nan, axis=axis, keepdims=True)
+    mean = np.sum(np.where(nan, 0.0, a), axis=axis, keepdims=True) / count
+    d = np.where(nan, 0.0, a - mean)
+    return np.sum(d * d, axis=axis, keepdims=keepdims) / np.maximum(
+        np.sum(~nan, axis=axis, keepdims=keepdims) - ddof, 0)
+
+
+@implements(np.nanvar, ops=("isnan", "logical_not", "scatter", "where", "divide", "subtract", "multiply",
+                            "maximum", "copy"))
+def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=np._NoValue,
+           mean=np._NoValue, correction=np._NoValue):
+    reject("nanvar", dtype=dtype, out=out, where=where, mean=mean, correction=correction)
+    value = np.nanvar(value_of(a), axis=axis, ddof=ddof, keepdims=keepdims)
+    return numpys_value(_nanvar(a, axis, ddof, keepdims), value)
+
+
+@implements(np.nanstd, ops=("isnan", "logical_not", "scatter", "where", "divide", "subtract", "multiply",
+                            "maximum", "sqrt_subgrad", "copy"),
+            note="at zero spread the derivative is 0, as np.std's")
+def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=np._NoValue,
+           mean=np._NoValue, correction=np._NoValue):
+    from .reductions import sqrt_subgrad
+    reject("nanstd", dtype=dtype, out=out, where=where, mean=mean, correction=correction)
+    value = np.nanstd(value_of(a), axis=axis, ddof=ddof, keepdims=keepdims)
+    return numpys_value(sqrt_subgrad(_nanvar(a, axis, ddof, keepdims)), value)
+
+
+# --------------------------------------------------------------------------- products and sums
+@implements(np.linalg.multi_dot, ops=("matmul", "copy"), note="left to right (numpy's order may "
+                                                              "differ: the value is numpy's)")
+def multi_dot(arrays, *, out=None):
+    reject("multi_dot", out=out)
+    arrays = [_array(x) for x in arrays]
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    value = np.linalg.multi_dot([value_of(x) for x in arrays])
+    result = arrays[0]
+    for x in arrays[1:]:
+        result = result @ x
+    return numpys_value(result, value)
+
+
+@implements(np.cumulative_sum, ops=("cumsum", "assemble"))
+def cumulative_sum(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+    reject("cumulative_sum", out=out)
+    x = tensorize(x, "x")
+    if axis is None:
+        if x.ndim > 1:
+            raise ValueError("For arrays which have more than one dimension ``axis`` argument is required.")
+        axis = 0
+    total = np.cumsum(x, axis=axis, dtype=dtype)
+    if not include_initial:
+        return total
+    shape = list(total.shape)
+    shape[axis] = 1
+    return np.concatenate([np.zeros(shape, total.dtype), total], axis=axis)

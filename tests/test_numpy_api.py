@@ -662,3 +662,14 @@ def test_interp_replays_recompute_the_segments():
         _, expected = nb.vjp(f, (x2, fp), 1.0)
         for a, b in zip(g, expected):
             assert np.array_equal(a, b)
+
+
+def test_meshgrid_copies_are_writable_as_numpys():
+    def f(t):
+        X, Y = np.meshgrid(t, t)
+        X[0, 0] = 5.0
+        return np.sum(X * Y) + np.sum(t)
+    x = np.array([1.0, 2.0, 3.0])
+    out, g = nb.vjp(f, x, 1.0)
+    assert out == f(x)
+    assert np.array_equal(g, [16.0, 13.0, 13.0])

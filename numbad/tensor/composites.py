@@ -111,8 +111,7 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if not sparse:
         full = np.broadcast_shapes(*(np.shape(value_of(x)) for x in output))
         output = [np.broadcast_to(x, full) for x in output]
-    # (copy: a Tensor is never written in place, so its values need no copy)
-    return tuple(x.copy() if copy and type(x) is not Tensor else x for x in output)
+    return tuple(x.copy() for x in output) if copy else tuple(output)     # (copies are writable)
 
 
 @implements(np.rot90, torch=("torch.rot90",), ops=("gather",))
@@ -149,6 +148,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     # numpy validates the arguments, and its value is the result's, to the bit
     value = np.interp(value_of(x), value_of(xp), value_of(fp), value_of(left), value_of(right))
     x = _array(x)
+    moves = type(x) is Tensor or type(xp) is Tensor      # (can the segments change in a replay?)
     xp, fp = _tensor(xp, x, fp), _tensor(fp, x, xp)
     lo = fp[0] if left is None else left
     hi = fp[-1] if right is None else right
@@ -159,8 +159,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         # the segment [xp[j], xp[j + 1]] of each x, numpy's: xp[j] <= x < xp[j + 1]. A tape
         # that is replayed (nb.record) recomputes j from new values: there it counts the
         # knots <= x by comparisons (len(x) * len(xp) of them); elsewhere it is fixed
-        tape = pick_tape((x, xp))
-        if tape.replayable and (type(x) is Tensor or type(xp) is Tensor):
+        if moves and pick_tape((x, xp)).replayable:
             j = np.clip(np.sum(xp <= x[..., None], axis=-1) - 1, 0, n - 2)
         else:
             j = np.clip(np.searchsorted(value_of(xp), value_of(x), side="right") - 1, 0, n - 2)

@@ -673,3 +673,8 @@ def test_meshgrid_copies_are_writable_as_numpys():
     out, g = nb.vjp(f, x, 1.0)
     assert out == f(x)
     assert np.array_equal(g, [16.0, 13.0, 13.0])
+
+
+def test_gradient_refuses_an_axis_out_of_range():
+    with pytest.raises(np.exceptions.AxisError):
+        nb.vjp(lambda x: np.sum(np.gradient(x, axis=5)), np.arange(6.0), 1.0)

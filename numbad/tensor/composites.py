@@ -16,8 +16,9 @@ import operator
 
 import numpy as np
 
-from .core import Tensor, pick_tape, wrap
-from .numpy_api import implements, reject, tensorize, value_of
+from .core import Tensor, pick_tape
+from .creation import constant
+from .numpy_api import implements, normalize_axes, normalize_axis, reject, tensorize, value_of
 from .products import numpys_value
 
 
@@ -33,8 +34,7 @@ def _tensor(a, *others):
     tape = pick_tape(others)
     if type(a) is Tensor or tape is None:
         return a
-    value = np.asarray(a)
-    return wrap(value, tape, tape.const(value))
+    return constant(np.asarray(a), tape)
 
 
 def _constant(x, name):
@@ -231,6 +231,7 @@ def allclose(a, b, rtol=1.e-5, atol=1.e-8, equal_nan=False):
 
 # --------------------------------------------------------------------------- order statistics
 _ORDER_OPS = ("argsort", "take_along", "take", "subtract", "multiply", "add", "copy")
+_ORDER_NOTE = "q is a constant; methods linear, lower, higher, midpoint, nearest; ties as np.sort's"
 _GAMMA = {"linear": None, "lower": 0.0, "higher": 1.0, "midpoint": 0.5, "nearest": "nearest"}
 
 
@@ -242,8 +243,7 @@ def _order_statistic(a, q, axis, keepdims, method, name, value):
     a = tensorize(a)
     q = np.asarray(q, np.float64)
     nd = a.ndim
-    axes = tuple(range(nd)) if axis is None else tuple(
-        operator.index(d) % nd for d in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    axes = normalize_axes(axis, nd)
     kept = [d for d in range(nd) if d not in axes]
     moved = np.transpose(a, kept + list(axes))
     n = int(np.prod([a.shape[d] for d in axes]))
@@ -267,7 +267,7 @@ def _order_statistic(a, q, axis, keepdims, method, name, value):
 
 
 @implements(np.quantile, torch=("torch.quantile",), ops=_ORDER_OPS,
-            note="q is a constant; methods linear, lower, higher, midpoint, nearest; ties as np.sort's")
+            note=_ORDER_NOTE)
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
              weights=None):
     reject("quantile", out=out, weights=weights)
@@ -277,7 +277,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
 
 
 @implements(np.percentile, ops=_ORDER_OPS,
-            note="q is a constant; methods linear, lower, higher, midpoint, nearest; ties as np.sort's")
+            note=_ORDER_NOTE)
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
                weights=None):
     reject("percentile", out=out, weights=weights)
@@ -366,8 +366,8 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     # numpy's algorithm, step for step (so the values are numpy's), writing into a Tensor
     f = tensorize(f, "f")
     N = f.ndim
-    axes = tuple(range(N)) if axis is None else tuple(
-        operator.index(a) % N for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    axes = tuple(range(N)) if axis is None else tuple(     # (in the order given, as numpy's)
+        normalize_axis(a, N) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
     n = len(varargs)
     if n == 0:
         dx = [1.0] * len(axes)

@@ -20,7 +20,7 @@ import numpy as np
 
 #: Buffers smaller than this are not worth keeping (allocation is cheap).
 MIN_BYTES = 1 << 20
-_MIN_FLOATS = MIN_BYTES // 8
+MIN_FLOATS = MIN_BYTES // 8
 #: Per thread and dtype, at most this many bytes are kept between calls...
 MAX_BYTES = 1 << 32
 #: ...in at most this many buffers.
@@ -43,7 +43,7 @@ def _spares(dtype):
 
 def take(n, dtype, at_least=False):
     """A 1-d buffer of ``dtype`` with ``n`` elements (``at_least``: possibly more)."""
-    if n < _MIN_FLOATS:                 # (any float dtype: small is never kept)
+    if n < MIN_FLOATS:                 # (any float dtype: small is never kept)
         return np.empty(n, dtype)
     spares = _spares(np.dtype(dtype))
     if at_least:            # a tape's arena, which may grow: the largest spare
@@ -128,7 +128,7 @@ def give(buf):
     The caller must hold exactly one reference to ``buf`` (a local variable)
     and drop it after the call.
     """
-    if buf.shape[0] < _MIN_FLOATS:
+    if buf.shape[0] < MIN_FLOATS:
         # one small arena per thread and dtype, the last one given (a whole array only)
         if buf.base is not None or sys.getrefcount(buf) > 3:
             return False

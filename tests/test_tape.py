@@ -171,3 +171,47 @@ def test_waiting_values_in_any_layout_land_in_c_order():
     tape.flush()                      # (the joined bytes)
     for v, n in zip(contiguous, nodes):
         np.testing.assert_array_equal(tape.value(n), v)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_python_number_operands_give_numpys_values_to_the_bit(dtype):
+    # a float64 tape computes with a Python number as a 0-d float64 array (Recording.const):
+    # 0.0 and -0.0 are one dict key, so they must not share one; NaN, infinities, huge and
+    # inexact ints, and float32 operands (where numpy keeps float32) take the number itself
+    x = np.array([-0.0, 0.0, 1.5, -2.25, np.inf, np.nan, 3e38], dtype)
+    numbers = [0.0, -0.0, 0, 1.5, -3, 0.1, 2 ** 60, 2 ** 53 + 1, 10 ** 400, np.nan, np.inf, -1e308]
+    ops = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b,
+           lambda a, b: np.maximum(a, b), lambda a, b: a > b]
+
+    def f(t):
+        got = []
+        for c in numbers * 2:            # (twice: the second use finds the tape's cached constant)
+            for op in ops:
+                for a, b in ((t, c), (c, t)):
+                    try:
+                        got.append(op(a, b))
+                    except OverflowError:
+                        got.append(None)
+        made.extend(got)
+        return np.sum(t)
+
+    made = []
+    with np.errstate(all="ignore"):
+        nb.vjp(f, x, np.ones((), dtype))
+        i = 0
+        for c in numbers * 2:
+            for op in ops:
+                for a, b in ((x, c), (c, x)):
+                    try:
+                        want = op(a, b)
+                    except OverflowError:
+                        want = None
+                    got = made[i]
+                    i += 1
+                    if want is None:
+                        assert got is None
+                        continue
+                    got = got.detach()
+                    assert got.dtype == want.dtype, (c, a is x)
+                    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+                    np.testing.assert_array_equal(got, want)

@@ -15,6 +15,7 @@ from ..tape import Recording, active_tapes, current_tape
 from ..tensor.core import _SCALAR_FLOATS, Tensor, stop_gradient, wrap
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = FLOAT_DTYPES
 
 
 def _shape_str(shape):
@@ -23,8 +24,16 @@ def _shape_str(shape):
 
 def as_input_tuple(inputs, fn):
     """``(is_tuple, inputs)`` with every input a float32/float64 array, number or Tensor."""
-    if type(inputs) is np.ndarray and inputs.dtype in FLOAT_DTYPES:
-        return False, (inputs,)
+    if type(inputs) is np.ndarray:
+        dt = inputs.dtype
+        if dt is _F64 or dt is _F32:
+            return False, (inputs,)
+    elif type(inputs) is tuple:
+        for x in inputs:                # (the common case: float arrays, nothing to check)
+            if type(x) is not np.ndarray or (x.dtype is not _F64 and x.dtype is not _F32):
+                break
+        else:
+            return True, inputs
     is_tuple = isinstance(inputs, tuple)
     items = inputs if is_tuple else (inputs,)
     out = []
@@ -123,9 +132,9 @@ def value_size(x):
 def validate_v(v, other, is_other_tuple):
     """PyTorch's ``_validate_v``: ``v`` matches ``other`` in count and shapes."""
     if len(v) == 1 == len(other):
-        if type(v[0]) is np.ndarray and v[0].shape == value_shape(other[0]):
-            return v
         y = other[0]._v if type(other[0]) is Tensor else other[0]
+        if type(v[0]) is np.ndarray and v[0].shape == (y.shape if type(y) is np.ndarray else np.shape(y)):
+            return v
         if type(v[0]) is float and type(y) in _SCALAR_FLOATS:     # (v=1.0 for a 0-d output)
             return (np.array(v[0]),)
     if len(other) != len(v):
@@ -153,12 +162,10 @@ def validate_v(v, other, is_other_tuple):
 def tape_dtype(inputs):
     """float32 when every input is float32 (the tape widens itself if float64 values appear)."""
     for x in inputs:
-        if x.dtype != np.float32:
+        if x.dtype != _F32:
             return _F64
     return _F32 if inputs else _F64
 
-
-_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
 
 
 class Call:
@@ -173,10 +180,10 @@ class Call:
     read the fresh tape (``Recording.defer``).
     """
 
-    __slots__ = ("tape", "inputs", "input_nodes", "begin")
+    __slots__ = ("tape", "inputs", "input_nodes", "begin", "_stack")
 
     def __init__(self, inputs, create_graph, replayable=False, defer=False):
-        stack = active_tapes()
+        self._stack = stack = active_tapes()        # (this thread's: a Call stays in it)
         outer = stack[-1] if stack else None
         if outer is not None and (create_graph or outer.replayable) and not replayable:
             tape = outer
@@ -208,7 +215,7 @@ class Call:
 
     def run(self, func):
         """``func(*inputs)`` with this call's tape recording."""
-        stack = active_tapes()
+        stack = self._stack
         stack.append(self.tape)
         try:
             return func(*self.inputs)
@@ -330,7 +337,8 @@ def finish(call):
     function kept elsewhere stays valid; the caller drops its own references first.
     """
     tape = call.tape
-    if tape is not current_tape() and not tape.replayable:
+    stack = call._stack
+    if not (stack and stack[-1] is tape) and not tape.replayable:
         tape.release()
 
 

@@ -75,7 +75,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
                     raise RuntimeError(_INDEPENDENT.format(i))
                 result.append(np.zeros(value_shape(x), x.dtype))
             else:
-                r = r.reshape(value_shape(x))
+                r = r.reshape(x.shape if type(x) is np.ndarray else value_shape(x))
                 result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
         outs = [detach_value(y) for y in outputs]
         del outputs

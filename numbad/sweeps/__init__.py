@@ -181,7 +181,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     for node, v in seeds:
         if type(v) is np.ndarray and not (adj_set[node] or tape.view_root):
             # the common seed, written here (_seed and _write_seed are two calls more per seed)
-            adj[noff[node] * L:(noff[node] + nsize[node]) * L] = v.reshape(-1)
+            adj[noff[node] * L:(noff[node] + nsize[node]) * L] = v.ravel()
             adj_set[node] = True
         else:
             _seed(tape, adj, adj_set, node, v, L)
@@ -200,7 +200,8 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
             g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
     result = [adj[noff[n] * L:(noff[n] + nsize[n]) * L].copy() if adj_set[n] and varying[n] else None
               for n in input_nodes]
-    buffers.give(adj)
+    if adj.shape[0] >= buffers.MIN_FLOATS:      # (a small one would be kept in place of the tape's
+        buffers.give(adj)                        # arena, which the call releases next)
     return result
 
 

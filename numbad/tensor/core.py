@@ -366,6 +366,8 @@ def _binary(a, b, op, pyop):
             bn = tape._consts.get(b)        # (tape.const's own first look, without the call)
             if bn is None:
                 bn = tape.const(b)
+            if type(av) is _ND and av.dtype is _F64:
+                bv = tape._number_arrays.get(b, b)      # (see Recording.const)
         else:
             tape = pick_tape((a, b))
             av, an = operand(tape, a)
@@ -380,6 +382,8 @@ def _binary(a, b, op, pyop):
             an = tape._consts.get(a)
             if an is None:
                 an = tape.const(a)
+            if type(bv) is _ND and bv.dtype is _F64:
+                av = tape._number_arrays.get(a, a)
         else:
             av, an = operand(tape, a)
     sizes = tape.node_size

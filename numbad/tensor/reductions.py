@@ -79,9 +79,24 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
         x = astype(x, dtype)
         value = xv.sum(axis=axes, dtype=dtype, keepdims=bool(keepdims))
     else:
-        value = xv.sum(axis=axes, keepdims=bool(keepdims))
-    # a scatter into the kept shape: reduced axes have stride 0
+        value = _add_reduce(xv, axis=axes, keepdims=bool(keepdims))     # (xv.sum's own call)
+    attrs = _SUM_MAPS.get((shape, axes))
+    if attrs is None:
+        attrs = _sum_map(shape, axes)
+    tape = x._tape
+    return core.record(tape, _SCATTER, value, x._node, iattr=tape.add_attrs(attrs))
+
+
+_add_reduce = np.add.reduce
+#: (shape, reduced axes) -> the attributes of the sum's scatter (a few hundred layouts kept)
+_SUM_MAPS = {}
+
+
+def _sum_map(shape, axes):
+    """The scatter of a sum over ``axes`` into the kept shape (reduced axes have stride 0)."""
+    nd = len(shape)
     strides, s, merge, inner = [0] * nd, 1, False, None
+    dims = shape
     for d in range(nd - 1, -1, -1):
         kept = d not in axes
         if kept:
@@ -90,10 +105,12 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
         merge = merge or kept == inner or shape[d] == 1
         inner = kept
     if merge:
-        shape, strides = _merged(shape, strides)
-    tape = x._tape
-    ia = tape.add_attrs((len(shape), *shape, *strides, 0, s))
-    return core.record(tape, _SCATTER, value, x._node, iattr=ia)
+        dims, strides = _merged(shape, strides)
+    attrs = (len(dims), *dims, *strides, 0, s)
+    if len(_SUM_MAPS) >= 512:
+        _SUM_MAPS.clear()
+    _SUM_MAPS[(shape, axes)] = attrs
+    return attrs
 
 
 def _merged(shape, strides):

@@ -181,7 +181,7 @@ def test_python_number_operands_give_numpys_values_to_the_bit(dtype):
     x = np.array([-0.0, 0.0, 1.5, -2.25, np.inf, np.nan, 3e38], dtype)
     numbers = [0.0, -0.0, 0, 1.5, -3, 0.1, 2 ** 60, 2 ** 53 + 1, 10 ** 400, np.nan, np.inf, -1e308]
     ops = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b,
-           lambda a, b: np.maximum(a, b), lambda a, b: a > b]
+           lambda a, b: a ** b, lambda a, b: np.maximum(a, b), lambda a, b: a > b]
 
     def f(t):
         got = []

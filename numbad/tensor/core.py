@@ -387,7 +387,9 @@ def _binary(a, b, op, pyop):
         else:
             av, an = operand(tape, a)
     sizes = tape.node_size
-    if sizes[an] >= BIG or sizes[bn] >= BIG:
+    sa = sizes[an]
+    sb = sizes[bn]
+    if sa >= BIG or sb >= BIG:
         big = _into_arena(tape, op, [av, bv], [an, bn])
         if big is not None:
             return big
@@ -398,8 +400,6 @@ def _binary(a, b, op, pyop):
         if type(value) is _ND and value.dtype is tape.dtype:
             # a small array whose operands need no broadcasting gather: as in unary()
             n = value.size
-            sa = sizes[an]
-            sb = sizes[bn]
             if n > 1 and (sa == n or sa == 1) and (sb == n or sb == 1):
                 return _push(tape, value, n, value.shape, op.code, an, bn)
     return _emit(tape, op, value, an, bn)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import buffers
 from ..ops import FIRST_NONDIFF_CODE, OPS
-from ..tape import BIG, active_tapes, reads_value
+from ..tape import _F64, BIG, active_tapes, reads_value
 
 _new = object.__new__
 
@@ -130,7 +130,6 @@ def _scalarize(value):
 
 # --------------------------------------------------------------------------- elementwise
 _ND = np.ndarray
-_F64 = np.dtype(np.float64)
 _SCALAR_FLOATS = (np.float64, np.float32)
 
 

@@ -62,7 +62,35 @@ def test_cached_interpreters_load_without_refreshing_numbas_context():
             "cpu.CPUContext.refresh = lambda self: (calls.append(1), original(self))[1]\n"
             "out, (g,) = nb.vjp(lambda x: np.sum(np.sin(x) * x), (np.ones(3),))\n"
             "assert np.allclose(g, np.sin(1.0) + np.cos(1.0)), g\n"
-            "print(len(calls))\n")
+            "from numbad import sweeps\n"
+            "lib = sweeps._G.reverse.overloads[sweeps._G.reverse.signatures[0]].library\n"
+            "print(len(calls), type(lib).__name__)\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert done.stdout.strip() == "0"
+    assert done.stdout.split() == ["0", "LeanLibrary"]
+
+
+def test_a_cached_library_loads_without_its_bitcode_and_still_links(tmp_path):
+    # A lean load (sweeps._lean_library) leaves the bitcode unparsed; a function
+    # compiled later that calls the loaded one links it in, parsing it then.
+    (tmp_path / "lean_module.py").write_text(
+        "from numba import njit\n"
+        "@njit(cache=True)\n"
+        "def f(x):\n"
+        "    return 3.0 * x + 1.0\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import lean_module as m\n"
+            "from numba import njit\n"
+            "from numbad import sweeps\n"
+            "sweeps._load_caches_lightly(m)\n"
+            "assert m.f(2.0) == 7.0\n"
+            "lib = m.f.overloads[m.f.signatures[0]].library\n"
+            "print(type(lib).__name__, getattr(lib, '_bitcode', None) is not None, lib._shared_module is None)\n"
+            "g = njit(lambda x: m.f(x) - 1.0)\n"
+            "assert g(2.0) == 6.0\n"
+            "print(lib._shared_module is not None)\n")
+    first = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr          # (compiles f and caches it)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["LeanLibrary", "True", "True", "True"]

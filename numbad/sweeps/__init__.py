@@ -74,26 +74,90 @@ def _load_caches_lightly(module):
     cached machine code needs the NRT alone. So a load here initialises the
     NRT and reads the cache as Numba's ``load_overload`` would otherwise do;
     a cache miss compiles as usual (Numba's compiler refreshes the context
-    itself). Numba versions without these internals keep the normal path.
+    itself). The library it loads is a :func:`_lean_library` one. Numba
+    versions without these internals keep the normal path.
     """
     try:
         from numba.core.dispatcher import Dispatcher
         from numba.core.runtime import rtsys
     except ImportError:
         return
+    lean = _lean_library()
     for obj in vars(module).values():
         cache = getattr(obj, "_cache", None) if isinstance(obj, Dispatcher) else None
         if all(hasattr(cache, a) for a in ("load_overload", "_load_overload",
                                             "_guard_against_spurious_io_errors")):
-            cache.load_overload = _light_loader(cache, rtsys)
+            cache.load_overload = _light_loader(cache, rtsys, lean)
 
 
-def _light_loader(cache, rtsys):
+def _light_loader(cache, rtsys, lean=None):
     def load_overload(sig, target_context):
         rtsys.initialize(target_context)
-        with cache._guard_against_spurious_io_errors():
-            return cache._load_overload(sig, target_context)
+        codegen = target_context.codegen()
+        swap = lean is not None and getattr(codegen, "_library_class", None) is lean.__base__
+        if swap:
+            # (Numba calls this under its global compiler lock: no other load or compile
+            # in any thread creates a library while the class is swapped)
+            codegen._library_class = lean
+        try:
+            with cache._guard_against_spurious_io_errors():
+                return cache._load_overload(sig, target_context)
+        finally:
+            if swap:
+                codegen._library_class = lean.__base__
     return load_overload
+
+
+def _lean_library():
+    """A subclass of Numba's JIT code library that loads from the cache without parsing
+    the library's LLVM bitcode (``None`` where Numba lacks the internals it uses).
+
+    A cached library holds its machine code and, for linking it into code compiled
+    later, its whole LLVM module as bitcode. Numba parses that module on every load
+    (0.1 s of a fresh process's first call for the reverse interpreter) and walks it
+    for the names it defines. Running the loaded code needs neither: the machine
+    code is what the JIT links, and the one name looked up, the entry point, is
+    registered when asked for. The bitcode is parsed if Numba links the library into
+    new code after all (another njit function compiled against it).
+    """
+    try:
+        from llvmlite import binding as ll
+        from numba.core.codegen import JITCodeLibrary
+    except ImportError:
+        return None
+    needed = ("_unserialize", "enable_object_caching", "_set_compiled_object", "_finalize_final_module",
+              "_get_module_for_linking", "get_pointer_to_function")
+    if not all(hasattr(JITCodeLibrary, a) for a in needed):
+        return None
+
+    class LeanLibrary(JITCodeLibrary):
+        _bitcode = None
+
+        @classmethod
+        def _unserialize(cls, codegen, state):
+            name, kind, data = state
+            if kind != "object" or not hasattr(codegen._engine, "_defined_symbols"):
+                return super()._unserialize(codegen, state)
+            object_code, bitcode = data
+            self = codegen.create_library(name)
+            self.enable_object_caching()
+            self._set_compiled_object(object_code)
+            self._bitcode = bitcode
+            self._finalize_final_module()
+            return self
+
+        def get_pointer_to_function(self, name):
+            if self._bitcode is not None:
+                self._codegen._engine._defined_symbols.add(name)
+            return super().get_pointer_to_function(name)
+
+        def _get_module_for_linking(self):
+            if self._bitcode is not None and self._shared_module is None:
+                self._shared_module = ll.parse_bitcode(self._bitcode)
+                self._codegen._engine._load_defined_symbols(self._shared_module)
+            return super()._get_module_for_linking()
+
+    return LeanLibrary
 
 
 def workspace():

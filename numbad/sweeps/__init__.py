@@ -108,6 +108,12 @@ def _light_loader(cache, rtsys, lean=None):
     return load_overload
 
 
+#: Numba versions from this one on keep the normal cache load until :func:`_lean_library` is
+#: checked against them (its loading code mirrors Numba's; a mismatch could leave a null entry
+#: point: ``tests/test_compile_cache.py`` tests both paths that it changes).
+_LEAN_BEFORE = (0, 70)
+
+
 def _lean_library():
     """A subclass of Numba's JIT code library that loads from the cache without parsing
     the library's LLVM bitcode (``None`` where Numba lacks the internals it uses).
@@ -121,9 +127,15 @@ def _lean_library():
     new code after all (another njit function compiled against it).
     """
     try:
+        import numba
         from llvmlite import binding as ll
         from numba.core.codegen import JITCodeLibrary
     except ImportError:
+        return None
+    try:
+        if tuple(int(p) for p in numba.__version__.split(".")[:2]) >= _LEAN_BEFORE:
+            return None
+    except ValueError:              # (a version string of another form: the normal path)
         return None
     needed = ("_unserialize", "enable_object_caching", "_set_compiled_object", "_finalize_final_module",
               "_get_module_for_linking", "get_pointer_to_function")

@@ -167,7 +167,6 @@ def tape_dtype(inputs):
     return _F32 if inputs else _F64
 
 
-
 class Call:
     """One functional-API call's recording: which tape, where it starts, its input Tensors.
 

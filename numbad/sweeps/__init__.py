@@ -90,21 +90,22 @@ def _load_caches_lightly(module):
             cache.load_overload = _light_loader(cache, rtsys, lean)
 
 
-def _light_loader(cache, rtsys, lean=None):
+def _light_loader(cache, rtsys, lean):
     def load_overload(sig, target_context):
         rtsys.initialize(target_context)
         codegen = target_context.codegen()
-        swap = lean is not None and getattr(codegen, "_library_class", None) is lean.__base__
+        # (the codegen's class attribute, shadowed for this load only; Numba calls this under
+        # its global compiler lock: no other load or compile in any thread sees the swap)
+        swap = (lean is not None and "_library_class" not in vars(codegen)
+                and getattr(codegen, "_library_class", None) is lean.__base__)
         if swap:
-            # (Numba calls this under its global compiler lock: no other load or compile
-            # in any thread creates a library while the class is swapped)
             codegen._library_class = lean
         try:
             with cache._guard_against_spurious_io_errors():
                 return cache._load_overload(sig, target_context)
         finally:
             if swap:
-                codegen._library_class = lean.__base__
+                del codegen._library_class
     return load_overload
 
 

@@ -208,7 +208,8 @@ class Branch:
         return cls(arrays, node_shape, out_spec, sites)
 
 
-_POOL = None
+_POOL = None          # (process id, executor): a forked child makes its own (the parent's
+                      # threads are not in the child: its executor would never run a job)
 #: Samples per pass of the batched interpreters (lanes of every value).
 ENSEMBLE_LANES = 64
 
@@ -232,10 +233,10 @@ def _ensemble(branch, kernel_name, single, args, B):
     if n == 1:
         kernel(*common, *args, 0, B, *extra)
         return
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="numbad")
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), concurrent.futures.ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="numbad"))
     bounds = np.linspace(0, B, n + 1).astype(int)
-    futures = [_POOL.submit(kernel, *common, *args, int(lo), int(hi), *extra)
+    futures = [_POOL[1].submit(kernel, *common, *args, int(lo), int(hi), *extra)
                for lo, hi in zip(bounds[:-1], bounds[1:])]
     for f in futures:
         f.result()

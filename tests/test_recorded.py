@@ -265,6 +265,30 @@ def test_batch_vjp_equals_a_loop():
             assert_close(grads[k][b], g[k])
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX only")
+def test_a_forked_child_batches_on_threads_of_its_own():
+    """The parent's pool threads are not in a forked child: the child makes its own pool
+    (with the parent's executor the child's batch would wait forever). In a fresh
+    process: this one has other libraries' threads (JAX's), which fork does not suit."""
+    script = textwrap.dedent("""
+        import os, signal, numpy as np, numbad as nb
+        os.cpu_count = lambda: 2                       # (two chunks: the pool is used)
+        tape = nb.record(lambda x: np.sum(np.sin(x) * x), np.ones(3))
+        X = np.random.default_rng(0).standard_normal((200, 3))
+        _, grads = tape.batch_vjp(X)                   # the parent's pool exists now
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(30)                           # (a hang ends as a failure)
+            _, child = tape.batch_vjp(X)
+            os._exit(0 if child.tobytes() == grads.tobytes() else 2)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["child", "0"]
+
+
 def _small_net(W1, x):
     h = np.tanh(W1 @ x + x[:2].sum())
     return np.sum(h[::-1] * np.maximum(h, 0.1)) + W1.T[0] @ x

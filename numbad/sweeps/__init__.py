@@ -433,8 +433,9 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     return True
 
 
-#: Threads a tiled reverse sweep runs on (the calling one and a worker): two where the
-#: process may use two cores or more, unless ``NUMBAD_THREADS=1``.
+#: Threads a tiled reverse sweep, or a large elementwise op's values
+#: (:func:`numbad.tensor.core._ufunc_into`), run on (the calling one and a worker): two
+#: where the process may use two cores or more, unless ``NUMBAD_THREADS=1``.
 def _threads():
     setting = os.environ.get("NUMBAD_THREADS", "2")
     try:
@@ -450,12 +451,18 @@ THREADS = _threads()
 _WORKER = None        # (process id, executor): a forked child makes its own
 
 
+_WORKER_LOCK = threading.Lock()
+
+
 def _worker():
-    """The process's worker thread for the second half of tiled sweeps."""
+    """The process's worker thread (the second half of a tiled sweep, blocks of a large
+    elementwise op): one executor, whichever thread asks first."""
     global _WORKER
     if _WORKER is None or _WORKER[0] != os.getpid():
         from concurrent.futures import ThreadPoolExecutor
-        _WORKER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="numbad-tiles"))
+        with _WORKER_LOCK:
+            if _WORKER is None or _WORKER[0] != os.getpid():
+                _WORKER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="numbad-worker"))
     return _WORKER[1]
 
 

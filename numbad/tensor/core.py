@@ -7,11 +7,13 @@ row records how it was made. The functions here record one op of each kind;
 """
 from __future__ import annotations
 
+import itertools
+import time
 import types
 
 import numpy as np
 
-from .. import buffers
+from .. import buffers, sweeps
 from ..ops import FIRST_NONDIFF_CODE, OPS
 from ..tape import _F64, BIG, active_tapes, reads_value
 
@@ -298,7 +300,7 @@ def _into_arena(tape, op, vals, nodes):
         view = _in_scratch(op, vals, n, shape, tape.dtype)
     else:
         out, view = tape.alloc(shape)
-        op.ufunc(*vals, out=view)
+        _ufunc_into(op.ufunc, vals, view)
         view.flags.writeable = False
     row = tape.n_ops
     tape.add_op(op.code, out, nodes[0], nodes[1], nodes[2])
@@ -311,9 +313,90 @@ def _into_arena(tape, op, vals, nodes):
 def _in_scratch(op, vals, n, shape, dtype):
     """``op``'s read-only value computed into a recycled scratch buffer (a deferred value)."""
     value = buffers.scratch(n, dtype).reshape(shape)
-    op.ufunc(*vals, out=value)
+    _ufunc_into(op.ufunc, vals, value)
     value.flags.writeable = False
     return value
+
+
+#: The least work, in nanoseconds on one thread, that :func:`_ufunc_into` splits over two
+#: threads: handing a block to the worker thread and waiting for it costs 20-90 µs, which
+#: an addition of 10^5 elements does not win back and a tanh of 10^4 does.
+SPLIT_NS = 200_000
+#: (ufunc, dtype) -> [nanoseconds per element on one thread, the least of the first
+#: ``_TIMED`` large calls (a first call also pays for fresh memory), calls timed]
+_ONE_THREAD_NS = {}
+_TIMED = 3
+
+
+def _ufunc_into(ufunc, vals, out):
+    """``ufunc(*vals, out=out)`` for a large ``out``: on two threads where that pays (as
+    PyTorch splits its large elementwise ops over the cores; numpy's loops release the GIL).
+
+    Each thread runs numpy's own loop over contiguous blocks of elements, cut at multiples
+    of 64 elements, so every element gets the bits that one call gives it (the tests check
+    every numpy ufunc). Whether it pays is measured: the first large calls of
+    each ufunc run on one thread and are timed. Operands must be of the result's shape
+    (C-contiguous) or single numbers; others (a broadcast row) take one call. A
+    floating-point error (``log(0)``) is not reported from the blocks: where one occurred,
+    the one call runs again, so that the caller's ``np.errstate`` warns, raises or calls
+    as numpy does.
+    """
+    n = out.size
+    timed = _ONE_THREAD_NS.get((ufunc, out.dtype))
+    if timed is None or timed[1] < _TIMED:
+        t0 = time.perf_counter_ns()
+        ufunc(*vals, out=out)
+        ns = (time.perf_counter_ns() - t0) / n
+        if timed is None:
+            _ONE_THREAD_NS[(ufunc, out.dtype)] = [ns, 1]
+        else:
+            timed[0] = min(timed[0], ns)
+            timed[1] += 1
+        return
+    if n * timed[0] < SPLIT_NS or sweeps.THREADS < 2 or not out.flags.c_contiguous:
+        ufunc(*vals, out=out)
+        return
+    step = max(-(-n // _BLOCKS) + 63 & ~63, 1 << 12)
+    shape = out.shape
+    flats = []
+    for v in vals:
+        if isinstance(v, _ND) and v.ndim:
+            if type(v) is not _ND or v.shape != shape or not v.flags.c_contiguous:
+                ufunc(*vals, out=out)
+                return
+            flats.append(v.reshape(-1))
+        else:                               # (a number or a 0-d array: the same in every block)
+            flats.append(v)
+    flat = out.reshape(-1)
+    blocks = [([v[lo:lo + step] if type(v) is _ND and v.ndim else v for v in flats], flat[lo:lo + step])
+              for lo in range(0, n, step)]
+    taken = itertools.count()                   # (next() on it is atomic: each block is run once)
+    errors = []
+    job = sweeps._worker().submit(_ufunc_blocks, ufunc, blocks, taken, errors)
+    try:
+        _ufunc_blocks(ufunc, blocks, taken, errors)
+    finally:
+        if not job.cancel():        # (a worker that had not started never will)
+            job.result()
+    if errors:
+        ufunc(*vals, out=out)
+
+
+#: Blocks a large op is cut into for :func:`_ufunc_into`: the calling thread and the worker
+#: take them in turn, so that a worker that starts late (its core busy: OpenBLAS's threads
+#: spin for a while after a matrix product) leaves more of them to the caller.
+_BLOCKS = 16
+
+
+def _ufunc_blocks(ufunc, blocks, taken, errors):
+    """The blocks of :func:`_ufunc_into` that this thread takes; floating-point errors
+    noted in ``errors`` (not reported)."""
+    with np.errstate(all="call", call=lambda kind, flag: errors.append(kind)):
+        for i in taken:
+            if i >= len(blocks):
+                return
+            args, out = blocks[i]
+            ufunc(*args, out=out)
 
 
 def unary(op, x):

@@ -1,0 +1,194 @@
+"""Large elementwise values computed on two threads (``core._ufunc_into``).
+
+The split must be invisible: numpy's bits for every ufunc, numpy's floating-point
+warnings and errors once per op, and no wait on a worker thread that has not started.
+"""
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import numbad as nb
+from numbad import sweeps
+from numbad.tensor import core
+
+RNG = np.random.default_rng(11)
+N = 100_003                     # (not a multiple of 64: the last block is short)
+
+
+class _AlwaysWorth(dict):
+    """A timing table that says every op is worth splitting."""
+
+    def get(self, key, default=None):
+        return [1.0, 0]
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Every large op split into blocks, with a record of the threads that ran blocks."""
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "_TIMED", 0)
+    monkeypatch.setattr(core, "SPLIT_NS", 0)
+    monkeypatch.setattr(core, "_ONE_THREAD_NS", _AlwaysWorth())
+    ran = []
+    blocks = core._ufunc_blocks
+
+    def noting(ufunc, todo, taken, errors):
+        before = next(taken)
+        # (the peek took a block number: hand it back by running that block here)
+        if before < len(todo):
+            ran.append(threading.current_thread().name)
+            args, out = todo[before]
+            with np.errstate(all="call", call=lambda kind, flag: errors.append(kind)):
+                ufunc(*args, out=out)
+        return blocks(ufunc, todo, taken, errors)
+    monkeypatch.setattr(core, "_ufunc_blocks", noting)
+    return ran
+
+
+def _values(dtype):
+    x = RNG.standard_normal(N).astype(dtype) * 3
+    for step, v in ((97, np.inf), (89, -np.inf), (83, np.nan), (79, 0.0), (73, -0.0), (71, 1e-310)):
+        x[::step] = v
+    return x
+
+
+def _ufuncs():
+    for name in sorted(dir(np)):
+        u = getattr(np, name)
+        if type(u) is np.ufunc and u.nout == 1 and u.nin in (1, 2) and not u.signature:
+            yield u
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_numpy_ufunc_gives_its_own_bits(split, dtype):
+    x, y = _values(dtype), np.abs(_values(dtype))[::-1].copy()
+    checked = 0
+    with np.errstate(all="ignore"):
+        for u in _ufuncs():
+            for args in ([x], [x, y], [x, 1.5], [np.asarray(0.75, dtype), y]):
+                if len(args) != u.nin:
+                    continue
+                try:
+                    expected = u(*args)
+                except TypeError:
+                    continue
+                if expected.dtype != dtype:
+                    continue
+                out = np.empty_like(expected)
+                core._ufunc_into(u, args, out)
+                assert out.tobytes() == expected.tobytes(), u.__name__
+                checked += 1
+    assert checked > 100
+    out = np.empty_like(x)                      # np.clip: the registry's one non-ufunc
+    core._ufunc_into(np.clip, [x, -1.0, y], out)
+    assert out.tobytes() == np.clip(x, -1.0, y).tobytes()
+    assert "MainThread" in split and any(name.startswith("numbad-worker") for name in split)
+
+
+def test_a_two_dimensional_result(split):
+    x = RNG.standard_normal((300, 257))
+    out = np.empty_like(x)
+    core._ufunc_into(np.tanh, [x], out)
+    assert out.tobytes() == np.tanh(x).tobytes() and split
+
+
+def test_vjp_gives_numpys_values_and_the_one_thread_gradient(split, monkeypatch):
+    x = RNG.uniform(-2.0, 2.0, 70_001)           # (above tape.BIG: values written in place)
+
+    def f(x):
+        return np.sum(np.tanh(x) * np.sin(x) + np.exp(-x ** 2) + np.log1p(x ** 2))
+    out, g = nb.vjp(f, x)
+    assert split
+    assert out.tobytes() == f(x).tobytes()
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "THREADS", 1)
+        del split[:]
+        out1, g1 = nb.vjp(f, x)
+        assert not split
+    assert out1.tobytes() == out.tobytes() and g1.tobytes() == g.tobytes()
+
+
+def _warnings(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return [(w.category, str(w.message)) for w in caught]
+
+
+def test_floating_point_errors_are_numpys(split):
+    x = _values(np.float64)                     # zeros, negatives, infinities, NaNs
+    out = np.empty_like(x)
+    expected = _warnings(lambda: np.log(x))
+    assert len(expected) == 2                   # divide by zero, invalid value
+    assert _warnings(lambda: core._ufunc_into(np.log, [x], out)) == expected
+    with np.errstate(all="ignore"):
+        assert out.tobytes() == np.log(x).tobytes()
+    with np.errstate(divide="raise"):
+        with pytest.raises(FloatingPointError, match="divide by zero"):
+            core._ufunc_into(np.log, [x], out)
+    with np.errstate(all="ignore"):
+        assert _warnings(lambda: core._ufunc_into(np.log, [x], out)) == []
+    called = []
+    with np.errstate(all="call", call=lambda kind, flag: called.append(kind)):
+        core._ufunc_into(np.log, [x], out)
+    assert sorted(called) == ["divide by zero", "invalid value"]
+    # and through vjp: the warnings numpy gives for the same function
+    def f(t):
+        return np.sum(np.log(t))
+    expected = _warnings(lambda: f(x))
+    assert (RuntimeWarning, "divide by zero encountered in log") in expected
+    assert _warnings(lambda: nb.vjp(f, x)) == expected
+
+
+def test_a_worker_that_has_not_started_is_not_waited_for(split):
+    """The caller takes every block and withdraws the worker's job."""
+    release = threading.Event()
+    busy = sweeps._worker().submit(release.wait, 30)
+    threading.Timer(10, release.set).start()        # (in case the test fails: no hang)
+    try:
+        x = RNG.standard_normal(N)
+        out = np.empty_like(x)
+        start = time.perf_counter()
+        core._ufunc_into(np.tanh, [x], out)
+        assert time.perf_counter() - start < 5
+        assert out.tobytes() == np.tanh(x).tobytes()
+        assert set(split) == {"MainThread"}
+    finally:
+        release.set()
+        busy.result()
+
+
+def test_one_call_where_a_split_does_not_fit_or_pay(monkeypatch):
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "_ONE_THREAD_NS", {})
+    submitted = []
+    worker = sweeps._worker
+
+    def counting():
+        submitted.append(1)
+        return worker()
+    monkeypatch.setattr(sweeps, "_worker", counting)
+    x = RNG.standard_normal((400, 300))
+    out = np.empty_like(x)
+    for _ in range(core._TIMED):                # the first calls are timed on one thread
+        core._ufunc_into(np.exp, [x], out)
+    assert submitted == [] and core._ONE_THREAD_NS[(np.exp, out.dtype)][1] == core._TIMED
+    core._ONE_THREAD_NS[(np.exp, out.dtype)][0] = 50.0          # (as if on a slow machine)
+    core._ufunc_into(np.exp, [x], out)
+    assert submitted == [1] and out.tobytes() == np.exp(x).tobytes()
+    core._ONE_THREAD_NS[(np.add, out.dtype)] = [50.0, core._TIMED]
+    core._ufunc_into(np.add, [x, x[0]], out)                     # a broadcast row: one call
+    assert submitted == [1] and out.tobytes() == (x + x[0]).tobytes()
+    core._ufunc_into(np.add, [x, 2.5], out)                      # a number: split
+    assert submitted == [1, 1] and out.tobytes() == (x + 2.5).tobytes()
+    core._ufunc_into(np.add, [x, x.T.copy().T], out)             # not C-contiguous: one call
+    assert submitted == [1, 1] and out.tobytes() == (x + x).tobytes()
+    core._ONE_THREAD_NS[(np.multiply, out.dtype)] = [1e-3, core._TIMED]   # too cheap to split
+    core._ufunc_into(np.multiply, [x, x], out)
+    assert len(submitted) == 2 and out.tobytes() == (x * x).tobytes()
+    monkeypatch.setattr(sweeps, "THREADS", 1)                   # NUMBAD_THREADS=1
+    core._ufunc_into(np.exp, [x], out)
+    assert len(submitted) == 2 and out.tobytes() == np.exp(x).tobytes()

@@ -74,12 +74,20 @@ def _load_caches_lightly(module):
     cached machine code needs the NRT alone. So a load here initialises the
     NRT and reads the cache as Numba's ``load_overload`` would otherwise do;
     a cache miss compiles as usual (Numba's compiler refreshes the context
-    itself). The library it loads is a :func:`_lean_library` one. Numba
-    versions without these internals keep the normal path.
+    itself). The library it loads is a :func:`_lean_library` one.
+
+    Two more first-call costs wait for a cache miss: Numba's extension entry
+    points (scanning every installed package's metadata, 0.01 s), which only
+    compiling can need, are initialised by the loader when the load misses;
+    and the interpreters' array arguments are typed without Numba's generic
+    ``typeof``, whose check for masked arrays imports ``numpy.ma`` (0.02 s).
+    Numba versions without these internals keep the normal path.
     """
     try:
+        from numba.core import entrypoints, types
         from numba.core.dispatcher import Dispatcher
         from numba.core.runtime import rtsys
+        from numba.np.numpy_support import from_dtype
     except ImportError:
         return
     lean = _lean_library()
@@ -87,10 +95,38 @@ def _load_caches_lightly(module):
         cache = getattr(obj, "_cache", None) if isinstance(obj, Dispatcher) else None
         if all(hasattr(cache, a) for a in ("load_overload", "_load_overload",
                                             "_guard_against_spurious_io_errors")):
-            cache.load_overload = _light_loader(cache, rtsys, lean)
+            cache.load_overload = _light_loader(cache, rtsys, lean, entrypoints.init_all)
+            if all(hasattr(obj, a) for a in ("_compilation_chain_init_hook", "typeof_pyval",
+                                             "_types_active_call")):
+                obj._compilation_chain_init_hook = _until_a_miss
+                obj.typeof_pyval = _array_typeof(obj, types.Array, from_dtype)
 
 
-def _light_loader(cache, rtsys, lean):
+def _until_a_miss():
+    """(Numba's hook before typing a call's arguments: the loader runs it on a cache miss.)"""
+
+
+def _array_typeof(dispatcher, array_type, from_dtype):
+    """``dispatcher.typeof_pyval`` (what Numba calls to type an argument it has not seen)
+    that types a plain ndarray as Numba's ``typeof`` does, other values by Numba's."""
+    generic = dispatcher.typeof_pyval
+
+    def typeof_pyval(val):
+        if type(val) is not np.ndarray:
+            return generic(val)
+        try:
+            dtype = from_dtype(val.dtype)
+        except Exception:           # (a dtype Numba lacks: its own error)
+            return generic(val)
+        flags = val.flags
+        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+        typ = array_type(dtype, val.ndim, layout, readonly=not flags.writeable)
+        dispatcher._types_active_call.add(typ)
+        return typ
+    return typeof_pyval
+
+
+def _light_loader(cache, rtsys, lean, init_extensions):
     def load_overload(sig, target_context):
         rtsys.initialize(target_context)
         codegen = target_context.codegen()
@@ -102,10 +138,13 @@ def _light_loader(cache, rtsys, lean):
             codegen._library_class = lean
         try:
             with cache._guard_against_spurious_io_errors():
-                return cache._load_overload(sig, target_context)
+                loaded = cache._load_overload(sig, target_context)
         finally:
             if swap:
                 del codegen._library_class
+        if loaded is None:
+            init_extensions()       # (Numba compiles next: see _load_caches_lightly)
+        return loaded
     return load_overload
 
 

@@ -35,15 +35,14 @@ def split(monkeypatch):
     ran = []
     blocks = core._ufunc_blocks
 
-    def noting(ufunc, todo, taken, errors):
-        before = next(taken)
-        # (the peek took a block number: hand it back by running that block here)
-        if before < len(todo):
+    def noting(ufunc, todo, taken, errors, watch):
+        first = next(taken)         # (this thread's first block: noted, run here, then the rest)
+        if first < len(todo):
             ran.append(threading.current_thread().name)
-            args, out = todo[before]
-            with np.errstate(all="call", call=lambda kind, flag: errors.append(kind)):
+            args, out = todo[first]
+            with np.errstate(**watch, call=lambda kind, flag: errors.append(kind)):
                 ufunc(*args, out=out)
-        return blocks(ufunc, todo, taken, errors)
+        return blocks(ufunc, todo, taken, errors, watch)
     monkeypatch.setattr(core, "_ufunc_blocks", noting)
     return ran
 
@@ -141,6 +140,25 @@ def test_floating_point_errors_are_numpys(split):
     expected = _warnings(lambda: f(x))
     assert (RuntimeWarning, "divide by zero encountered in log") in expected
     assert _warnings(lambda: nb.vjp(f, x)) == expected
+
+
+def test_an_ignored_error_does_not_run_the_op_again(split):
+    """Underflow, ignored by default, is not worth a second pass (``exp(-x**2)`` of wide x)."""
+    x = np.linspace(-40.0, 40.0, N)
+    calls = []
+
+    def exp(*args, out):
+        calls.append(out.size)
+        return np.exp(*args, out=out)
+    out = np.empty_like(x)
+    with np.errstate(under="ignore"):
+        core._ufunc_into(exp, [-x * x], out)
+    assert sum(calls) == N and out.tobytes() == np.exp(-x * x).tobytes()
+    del calls[:]
+    with np.errstate(under="warn"):
+        assert _warnings(lambda: core._ufunc_into(exp, [-x * x], out)) == [
+            (RuntimeWarning, "underflow encountered in exp")]
+    assert sum(calls) == 2 * N and calls[-1] == N          # (the blocks, then one call)
 
 
 def test_a_worker_that_has_not_started_is_not_waited_for(split):

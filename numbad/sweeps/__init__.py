@@ -488,8 +488,6 @@ def _threads():
 
 THREADS = _threads()
 _WORKER = None        # (process id, executor): a forked child makes its own
-
-
 _WORKER_LOCK = threading.Lock()
 
 

@@ -337,9 +337,9 @@ def _ufunc_into(ufunc, vals, out):
     every numpy ufunc). Whether it pays is measured: the first large calls of
     each ufunc run on one thread and are timed. Operands must be of the result's shape
     (C-contiguous) or single numbers; others (a broadcast row) take one call. A
-    floating-point error (``log(0)``) is not reported from the blocks: where one occurred,
-    the one call runs again, so that the caller's ``np.errstate`` warns, raises or calls
-    as numpy does.
+    floating-point error (``log(0)``) is not reported from the blocks: where one occurred
+    that the caller's ``np.errstate`` does not ignore, the one call runs again, so that it
+    warns, raises or calls as numpy does.
     """
     n = out.size
     timed = _ONE_THREAD_NS.get((ufunc, out.dtype))
@@ -372,9 +372,11 @@ def _ufunc_into(ufunc, vals, out):
               for lo in range(0, n, step)]
     taken = itertools.count()                   # (next() on it is atomic: each block is run once)
     errors = []
-    job = sweeps._worker().submit(_ufunc_blocks, ufunc, blocks, taken, errors)
+    # (noted: the errors the caller's np.errstate does not ignore; underflow, by default)
+    watch = {kind: "ignore" if action == "ignore" else "call" for kind, action in np.geterr().items()}
+    job = sweeps._worker().submit(_ufunc_blocks, ufunc, blocks, taken, errors, watch)
     try:
-        _ufunc_blocks(ufunc, blocks, taken, errors)
+        _ufunc_blocks(ufunc, blocks, taken, errors, watch)
     finally:
         if not job.cancel():        # (a worker that had not started never will)
             job.result()
@@ -388,10 +390,10 @@ def _ufunc_into(ufunc, vals, out):
 _BLOCKS = 16
 
 
-def _ufunc_blocks(ufunc, blocks, taken, errors):
-    """The blocks of :func:`_ufunc_into` that this thread takes; floating-point errors
-    noted in ``errors`` (not reported)."""
-    with np.errstate(all="call", call=lambda kind, flag: errors.append(kind)):
+def _ufunc_blocks(ufunc, blocks, taken, errors, watch):
+    """The blocks of :func:`_ufunc_into` that this thread takes; floating-point errors of
+    the kinds ``watch`` says to call for are noted in ``errors`` (not reported)."""
+    with np.errstate(**watch, call=lambda kind, flag: errors.append(kind)):
         for i in taken:
             if i >= len(blocks):
                 return

@@ -134,8 +134,8 @@ def test_floating_point_errors_are_numpys(split):
     with np.errstate(all="call", call=lambda kind, flag: called.append(kind)):
         core._ufunc_into(np.log, [x], out)
     assert sorted(called) == ["divide by zero", "invalid value"]
-    # and through vjp: the warnings numpy gives for the same function
-    def f(t):
+
+    def f(t):                                   # through vjp: numpy's warnings for the function
         return np.sum(np.log(t))
     expected = _warnings(lambda: f(x))
     assert (RuntimeWarning, "divide by zero encountered in log") in expected
@@ -165,7 +165,8 @@ def test_a_worker_that_has_not_started_is_not_waited_for(split):
     """The caller takes every block and withdraws the worker's job."""
     release = threading.Event()
     busy = sweeps._worker().submit(release.wait, 30)
-    threading.Timer(10, release.set).start()        # (in case the test fails: no hang)
+    rescue = threading.Timer(10, release.set)       # (in case the test fails: no hang)
+    rescue.start()
     try:
         x = RNG.standard_normal(N)
         out = np.empty_like(x)
@@ -175,6 +176,7 @@ def test_a_worker_that_has_not_started_is_not_waited_for(split):
         assert out.tobytes() == np.tanh(x).tobytes()
         assert set(split) == {"MainThread"}
     finally:
+        rescue.cancel()
         release.set()
         busy.result()
 

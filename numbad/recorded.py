@@ -14,7 +14,6 @@ values or derivatives of the wrong branch.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import hashlib
 import io
 import os
@@ -26,7 +25,7 @@ from .functional._common import (FLOAT_DTYPES, Call, as_input_tuple, as_output_t
                                  postprocess, validate_v)
 from .ops import BY_CODE, OPS
 from .ops.validate import validate_tape_arrays
-from .sweeps import interpreters, workspace
+from .sweeps import executor, interpreters, workspace
 from .tensor.core import Tensor
 
 __all__ = ["BranchChanged", "Tape", "record"]
@@ -208,8 +207,6 @@ class Branch:
         return cls(arrays, node_shape, out_spec, sites)
 
 
-_POOL = None          # (process id, executor): a forked child makes its own (the parent's
-                      # threads are not in the child: its executor would never run a job)
 #: Samples per pass of the batched interpreters (lanes of every value).
 ENSEMBLE_LANES = 64
 
@@ -220,7 +217,6 @@ def _ensemble(branch, kernel_name, single, args, B):
     Tapes with an op kind the batched interpreters do not cover replay sample
     by sample instead (still on all cores, still without Python per op).
     """
-    global _POOL
     G = interpreters()
     if branch.batchable:
         kernel, extra = getattr(G, kernel_name), (ENSEMBLE_LANES,)
@@ -233,10 +229,9 @@ def _ensemble(branch, kernel_name, single, args, B):
     if n == 1:
         kernel(*common, *args, 0, B, *extra)
         return
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), concurrent.futures.ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="numbad"))
+    pool = executor("numbad", os.cpu_count())
     bounds = np.linspace(0, B, n + 1).astype(int)
-    futures = [_POOL[1].submit(kernel, *common, *args, int(lo), int(hi), *extra)
+    futures = [pool.submit(kernel, *common, *args, int(lo), int(hi), *extra)
                for lo, hi in zip(bounds[:-1], bounds[1:])]
     for f in futures:
         f.result()

@@ -75,3 +75,17 @@ def same_error(nb_call, torch_call):
         nb_call()
     norm = lambda s: re.sub(r"torch\.Size\(\[(.*?)\]\)", lambda m: f"({m.group(1)}{',' if ',' not in m.group(1) and m.group(1) else ''})", s)  # noqa: E731
     assert str(info.value) == norm(tmsg), (str(info.value), tmsg)
+
+
+def count_worker_requests(monkeypatch):
+    """A list that grows by one each time numbad asks for its worker thread
+    (``sweeps._worker``: a tiled sweep's second half, a split elementwise op)."""
+    from numbad import sweeps
+    requests = []
+    worker = sweeps._worker
+
+    def counting():
+        requests.append(1)
+        return worker()
+    monkeypatch.setattr(sweeps, "_worker", counting)
+    return requests

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import numbad as nb
+from helpers import count_worker_requests
 from numbad import sweeps
 from numbad.tensor import core
 
@@ -184,13 +185,7 @@ def test_a_worker_that_has_not_started_is_not_waited_for(split):
 def test_one_call_where_a_split_does_not_fit_or_pay(monkeypatch):
     monkeypatch.setattr(sweeps, "THREADS", 2)
     monkeypatch.setattr(core, "_ONE_THREAD_NS", {})
-    submitted = []
-    worker = sweeps._worker
-
-    def counting():
-        submitted.append(1)
-        return worker()
-    monkeypatch.setattr(sweeps, "_worker", counting)
+    submitted = count_worker_requests(monkeypatch)
     x = RNG.standard_normal((400, 300))
     out = np.empty_like(x)
     for _ in range(core._TIMED):                # the first calls are timed on one thread

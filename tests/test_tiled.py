@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import numbad as nb
-from helpers import torch_vjp
+from helpers import count_worker_requests, torch_vjp
 from numbad import buffers, sweeps
 from numbad.tensor import core
 
@@ -102,13 +102,7 @@ def test_two_threads_split_the_tiles(tiles, monkeypatch):
     """The second half of the tiles runs on the worker thread, with windows of its own; the
     result is the one-thread sweep's, but for the order of additions at the halves' edge,
     and the same on every run. A shifted read of a base that an op made keeps to one thread."""
-    submitted = []
-    worker = sweeps._worker
-
-    def counting():
-        submitted.append(1)
-        return worker()
-    monkeypatch.setattr(sweeps, "_worker", counting)
+    submitted = count_worker_requests(monkeypatch)
     f = CASES[0][1]                    # Rosenbrock: shifted reads of the input
     x = RNG.uniform(-1.0, 1.0, 61)
     _, g = nb.vjp(f, x)

@@ -487,20 +487,27 @@ def _threads():
 
 
 THREADS = _threads()
-_WORKER = None        # (process id, executor): a forked child makes its own
-_WORKER_LOCK = threading.Lock()
+_EXECUTORS = {}        # name -> (process id, executor): a forked child makes its own (the
+_EXECUTORS_LOCK = threading.Lock()  # parent's threads are not in it: its executor never runs a job)
+
+
+def executor(name, workers):
+    """The process's thread pool ``name`` of ``workers`` threads, made by whichever thread
+    asks first (and again in a forked child)."""
+    made = _EXECUTORS.get(name)
+    if made is None or made[0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+        with _EXECUTORS_LOCK:
+            made = _EXECUTORS.get(name)
+            if made is None or made[0] != os.getpid():
+                made = _EXECUTORS[name] = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix=name))
+    return made[1]
 
 
 def _worker():
     """The process's worker thread (the second half of a tiled sweep, blocks of a large
-    elementwise op): one executor, whichever thread asks first."""
-    global _WORKER
-    if _WORKER is None or _WORKER[0] != os.getpid():
-        from concurrent.futures import ThreadPoolExecutor
-        with _WORKER_LOCK:
-            if _WORKER is None or _WORKER[0] != os.getpid():
-                _WORKER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="numbad-worker"))
-    return _WORKER[1]
+    elementwise op)."""
+    return executor("numbad-worker", 1)
 
 
 #: Op kinds whose second-order share the generated ``second_order`` sweep knows: elementwise

@@ -21,7 +21,7 @@ Integers passed to another njit function here are typed ``int64`` (``ZERO``,
 that constant, and the interpreters are minutes of compiling each. Four calls
 pass a literal ``0`` on purpose. ``vjp_one``'s reverse sweep and ``jvp_one``'s
 tangent sweep, compiled for a tape walked from its first op, replay Lorenz's
-14,000 scalar ops 6% faster than the ``int64`` versions that Python calls (worth
+14,000 scalar ops 7% faster than the ``int64`` versions that Python calls (worth
 compiling those two twice). The batched sweeps are called from here alone, so
 ``batch_vjp`` and ``batch_jvp`` pass them the literal too: one version either way.
 """

@@ -68,11 +68,14 @@ def test_cached_interpreters_load_without_refreshing_numbas_context():
             "from numbad import sweeps\n"
             "lib = sweeps._G.reverse.overloads[sweeps._G.reverse.signatures[0]].library\n"
             "import sys, numba.core.entrypoints as ep\n"
-            "print(len(calls), type(lib).__name__, 'numpy.ma' in sys.modules, ep._already_initialized)\n")
+            "print(len(calls), type(lib).__name__, 'numpy.ma' in sys.modules, ep._already_initialized,\n"
+            "      'numba.np.arrayobj' in sys.modules)\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    # (nor Numba's generic typeof, which imports numpy.ma, nor its extension entry points)
-    assert done.stdout.split() == ["0", _LIBRARY, "False", "False"]
+    # (nor Numba's generic typeof, which imports numpy.ma, nor its extension entry points,
+    # nor, on a lean load, the modules of the environments it unpickles)
+    lean = _LIBRARY == "LeanLibrary"
+    assert done.stdout.split() == ["0", _LIBRARY, "False", "False", str(not lean)]
 
 
 def test_a_cached_library_loads_without_its_bitcode_and_still_links(tmp_path):
@@ -106,3 +109,41 @@ def test_a_cached_library_loads_without_its_bitcode_and_still_links(tmp_path):
         assert done.stdout.split() == ["False", "LeanLibrary", "True", "True", "True"]
     else:                                               # (a Numba it is not checked against)
         assert done.stdout.split() == ["False", "JITCodeLibrary", "False", "False", "True"]
+
+
+def test_the_nrt_library_loads_from_its_file_and_a_bad_file_is_compiled_again(tmp_path):
+    # Numba compiles its NRT functions in every process; a lean load reads them from a
+    # file beside the cache instead, and compiles (and rewrites) a file it cannot read.
+    (tmp_path / "nrt_module.py").write_text(
+        "from numba import njit\n"
+        "@njit(cache=True)\n"
+        "def f(x):\n"
+        "    return (3.0 * x + 1.0).sum()\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import nrt_module as m\n"
+            "from numbad import sweeps\n"
+            "sweeps._load_caches_lightly(m)\n"
+            "import numpy as np\n"
+            "from numba.core.runtime import rtsys\n"
+            "assert m.f(np.ones(4)) == 16.0\n"
+            "lib = rtsys.library\n"
+            "print(type(lib).__name__, getattr(lib, '_bitcode', None) is not None,\n"
+            "      'numba.np.arrayobj' in sys.modules)\n")
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    run()                                               # (compiles f and the NRT; writes both)
+    if _LIBRARY != "LeanLibrary":                       # (a Numba it is not checked against)
+        assert run()[:2] == ["JITCodeLibrary", "False"]
+        return
+    files = list((tmp_path / "__pycache__").glob("numbad-nrt.*.nbc"))
+    assert len(files) == 1
+    # loaded from the file (its bitcode kept unparsed), and no environment imported the
+    # array implementation module
+    assert run() == ["LeanLibrary", "True", "False"]
+    files[0].write_bytes(b"not a pickle")
+    assert run() == ["LeanLibrary", "False", "False"]   # compiled, as Numba would
+    assert run() == ["LeanLibrary", "True", "False"]    # and the file written again

@@ -14,6 +14,7 @@ import os
 import py_compile
 import sys
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -128,7 +129,6 @@ def _array_typeof(dispatcher, array_type, from_dtype):
 
 def _light_loader(cache, rtsys, lean, init_extensions):
     def load_overload(sig, target_context):
-        rtsys.initialize(target_context)
         codegen = target_context.codegen()
         # (the codegen's class attribute, shadowed for this load only; Numba calls this under
         # its global compiler lock: no other load or compile in any thread sees the swap)
@@ -137,8 +137,15 @@ def _light_loader(cache, rtsys, lean, init_extensions):
         if swap:
             codegen._library_class = lean
         try:
-            with cache._guard_against_spurious_io_errors():
-                loaded = cache._load_overload(sig, target_context)
+            if swap:
+                _initialize_nrt(rtsys, target_context, cache._cache_path, lean)
+                with _environments_without_imports():
+                    with cache._guard_against_spurious_io_errors():
+                        loaded = cache._load_overload(sig, target_context)
+            else:
+                rtsys.initialize(target_context)
+                with cache._guard_against_spurious_io_errors():
+                    loaded = cache._load_overload(sig, target_context)
         finally:
             if swap:
                 del codegen._library_class
@@ -146,6 +153,92 @@ def _light_loader(cache, rtsys, lean, init_extensions):
             init_extensions()       # (Numba compiles next: see _load_caches_lightly)
         return loaded
     return load_overload
+
+
+def _initialize_nrt(rtsys, target_context, folder, lean):
+    """``rtsys.initialize``, with the NRT's own small library of LLVM functions (reference
+    counting, atomics) loaded from a file beside the interpreters' cache when one is there.
+
+    Numba builds and compiles that library in every process that runs jitted code
+    (0.06 s of a fresh process's first call, as much as loading the reverse
+    interpreter); its machine code depends only on Numba, llvmlite and the CPU, which
+    name the file. A missing or unreadable file is compiled as Numba would, then saved.
+    """
+    if getattr(rtsys, "_init", True):
+        return rtsys.initialize(target_context)
+    import hashlib
+    import pickle
+
+    import llvmlite
+    import numba
+    from numba.core.runtime import nrtdynmod
+
+    codegen = target_context.codegen()
+    key = repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple(), sys.version_info[:2]))
+    path = os.path.join(folder, f"numbad-nrt.{hashlib.sha1(key.encode()).hexdigest()[:16]}.nbc")
+    compile_nrt = nrtdynmod.compile_nrt_functions
+
+    def load_or_compile(ctx):
+        try:
+            with open(path, "rb") as f:
+                state = pickle.load(f)
+            if state[0] == key:
+                return lean._unserialize(codegen, state[1])
+        except Exception:           # (missing, partly written, another format: compile it)
+            pass
+        ir_module, library = nrtdynmod.create_nrt_module(ctx)
+        library.enable_object_caching()
+        library.add_ir_module(ir_module)
+        library.finalize()
+        try:
+            os.makedirs(folder, exist_ok=True)
+            part = f"{path}.{os.getpid()}.part"
+            with open(part, "wb") as f:
+                pickle.dump((key, library.serialize_using_object_code()), f, protocol=4)
+            os.replace(part, path)          # (readers see the whole file or none)
+        except OSError:
+            pass
+        return library
+
+    nrtdynmod.compile_nrt_functions = load_or_compile
+    try:
+        rtsys.initialize(target_context)
+    finally:
+        nrtdynmod.compile_nrt_functions = compile_nrt
+
+
+@contextmanager
+def _environments_without_imports():
+    """Unpickle a cached library's environments without importing their modules.
+
+    Each function in a cached library (the interpreter and every Numba helper
+    compiled into it, about 120) has an environment that Numba's unpickler
+    builds around its module's globals, importing the module: Numba's own array,
+    string and unicode implementations, 0.05 s of a fresh process's first call.
+    Only object-mode code reads those globals; numbad's is all nopython, so a
+    module not imported yet gets its name alone (what pickling the environment
+    again reads).
+    """
+    from numba.core import environment
+
+    rebuild = environment._rebuild_env
+    Environment = environment.Environment
+
+    def rebuild_lightly(modname, consts, env_name):
+        env = environment.lookup_environment(env_name)
+        if env is not None or modname in sys.modules:
+            return env if env is not None else rebuild(modname, consts, env_name)
+        env = Environment({"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+        Environment._memo[env_name] = env
+        return env
+
+    environment._rebuild_env = rebuild_lightly
+    try:
+        yield
+    finally:
+        environment._rebuild_env = rebuild
 
 
 #: Numba versions from this one on keep the normal cache load until :func:`_lean_library` is

@@ -160,18 +160,19 @@ def _initialize_nrt(rtsys, target_context, folder, lean):
     counting, atomics) loaded from a file beside the interpreters' cache when one is there.
 
     Numba builds and compiles that library in every process that runs jitted code
-    (0.06 s of a fresh process's first call, as much as loading the reverse
-    interpreter); its machine code depends only on Numba, llvmlite and the CPU, which
-    name the file. A missing or unreadable file is compiled as Numba would, then saved.
+    (0.06 s of a fresh process's first call); its machine code depends only on
+    Numba, llvmlite, the CPU and Python, which name the file. A missing or
+    unreadable file is compiled as Numba would, then saved.
     """
-    if getattr(rtsys, "_init", True):
-        return rtsys.initialize(target_context)
     import hashlib
     import pickle
 
     import llvmlite
     import numba
     from numba.core.runtime import nrtdynmod
+
+    if getattr(rtsys, "_init", True) or not hasattr(nrtdynmod, "create_nrt_module"):
+        return rtsys.initialize(target_context)
 
     codegen = target_context.codegen()
     key = repr((numba.__version__, llvmlite.__version__, codegen.magic_tuple(), sys.version_info[:2]))
@@ -191,12 +192,13 @@ def _initialize_nrt(rtsys, target_context, folder, lean):
         library.add_ir_module(ir_module)
         library.finalize()
         try:
+            state = library.serialize_using_object_code()
             os.makedirs(folder, exist_ok=True)
             part = f"{path}.{os.getpid()}.part"
             with open(part, "wb") as f:
-                pickle.dump((key, library.serialize_using_object_code()), f, protocol=4)
+                pickle.dump((key, state), f, protocol=4)
             os.replace(part, path)          # (readers see the whole file or none)
-        except OSError:
+        except Exception:           # (an unwritable folder, say: compiled again next time)
             pass
         return library
 
@@ -221,13 +223,15 @@ def _environments_without_imports():
     """
     from numba.core import environment
 
-    rebuild = environment._rebuild_env
+    rebuild = getattr(environment, "_rebuild_env", None)
+    if rebuild is None or not hasattr(environment, "lookup_environment"):
+        yield                       # (a Numba without these internals: its own unpickling)
+        return
     Environment = environment.Environment
 
     def rebuild_lightly(modname, consts, env_name):
-        env = environment.lookup_environment(env_name)
-        if env is not None or modname in sys.modules:
-            return env if env is not None else rebuild(modname, consts, env_name)
+        if modname in sys.modules or environment.lookup_environment(env_name) is not None:
+            return rebuild(modname, consts, env_name)
         env = Environment({"__name__": modname})
         env.consts[:] = consts
         env.env_name = env_name

@@ -11,10 +11,12 @@
 #
 #   Optional, beforehand, on a machine that reaches PyPI (no GPU needed):
 #       bash benchmarks/gpu_check.sh --fetch-wheels
-#   downloads the numba-cuda wheel for CPython 3.12 into .whl/ (git-ignored; name `.whl` in the
-#   device tool's carry). Carried wheels are installed first; without them the GPU image's own
-#   numba and numba-cuda are used, and PyPI is tried only if they are missing. (numba and
-#   llvmlite wheels would be 65 MB, over the device tool's 64 MiB carry: the image's are used.)
+#   downloads the numba-cuda and numpy 2.4 wheels for CPython 3.12 into .whl/ (git-ignored; name
+#   `.whl` in the device tool's carry). Carried wheels are installed first; without them the GPU
+#   image's own numba and numba-cuda are used, and PyPI is tried only if they are missing. (numba
+#   and llvmlite wheels would be 65 MB, over the device tool's 64 MiB carry: the image's are used.)
+#   On 2026-11-27 the image's numba-cuda failed to load under its numpy 2.5.2 (np.row_stack is
+#   gone); with numpy 2.4.6 carried, it ran.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -26,7 +28,7 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   exec $PY -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d .whl numba-cuda==0.30.4
+    -d .whl numba-cuda==0.30.4 numpy==2.4.6
 fi
 
 RESULTS=${1:-${OUT:+$OUT/}gpu_check.txt}

@@ -57,3 +57,28 @@ def test_cuda_without_a_gpu_says_why():
         with pytest.raises(CudaUnavailable, match="device='cuda' cannot run here: .*(driver|GPU|device)"):
             call()
     assert tape.vjp(np.ones(3))[1].tolist() == [2.0, 2.0, 2.0], "the CPU is untouched"
+
+
+def test_a_cuda_target_that_fails_to_load_says_why(monkeypatch):
+    # Seen on an H200: numba-cuda's lowering failed to import under numpy 2.5 (np.row_stack
+    # is gone); require() reports it as CudaUnavailable, not from inside a kernel launch.
+    import numbad.cuda as nc
+    from numba import cuda
+
+    def fails():
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+    monkeypatch.setattr(nc, "_cuda", None)
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nc, "simulated", lambda: False)
+    monkeypatch.setattr(nc, "_load_target", fails)
+    with pytest.raises(CudaUnavailable, match=r"CUDA target failed to load \(AttributeError: module "
+                                              r"'numpy' has no attribute 'row_stack'\) with numpy "
+                                              + np.__version__.replace(".", r"\.")):
+        nc.require()
+    assert nc._cuda is None, "nothing is kept: the next call asks again"
+
+
+def test_the_cuda_target_loads_where_numba_has_one():
+    from numbad.cuda import _load_target
+    _load_target()          # (numba's registries: no GPU needed, and no error where they load)
+

@@ -43,8 +43,38 @@ def require():
         ) from None
     if not cuda.is_available():
         raise CudaUnavailable("device='cuda' cannot run here: " + _why_not(cuda))
+    if not simulated():
+        try:
+            _load_target()
+        except Exception as e:        # (seen on a GPU: numba-cuda's lowering needs np.row_stack,
+            raise CudaUnavailable(    # which numpy 2.5 removed)
+                "device='cuda' cannot run here: numba's CUDA target failed to load "
+                f"({type(e).__name__}: {e}) with numpy {_version('numpy')} and numba-cuda "
+                f"{_version('numba-cuda')}; a numba-cuda release that supports this numpy, or an "
+                "older numpy, fixes it") from e
     _cuda = cuda
     return cuda
+
+
+def _load_target():
+    """Load numba's CUDA lowering registries, as the first kernel compile would: a numba-cuda
+    that cannot load them here then fails in :func:`require`, with a message, and not inside
+    numbad's first kernel launch with Numba's traceback."""
+    try:
+        from numba.cuda.descriptor import cuda_target
+    except ImportError:               # (a numba-cuda laid out otherwise: its first compile loads them)
+        return
+    refresh = getattr(getattr(cuda_target, "target_context", None), "refresh", None)
+    if refresh is not None:
+        refresh()
+
+
+def _version(package):
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "(not installed: numba's own)" if package == "numba-cuda" else "(unknown)"
 
 
 def _why_not(cuda):

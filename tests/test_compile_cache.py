@@ -1,5 +1,6 @@
 """``python -m numbad.compile_cache``: every interpreter it reaches compiles (or loads) in both dtypes."""
 import os
+import re
 import subprocess
 import sys
 
@@ -99,16 +100,17 @@ def test_a_cached_library_loads_without_its_bitcode_and_still_links(tmp_path):
             "print(type(lib).__name__, getattr(lib, '_bitcode', None) is not None, lib._shared_module is None)\n"
             "g = njit(lambda x: m.f(x) - 1.0)\n"
             "assert g(2.0) == 6.0\n"
-            "print(lib._shared_module is not None)\n")
+            "print(lib._shared_module is not None, sweeps.compiled)\n")
     first = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert first.returncode == 0, first.stderr          # (compiles f and caches it)
     assert first.stdout.split()[0] == "True"            # (a miss: extensions initialised first)
+    assert first.stdout.split()[-1] == "2"              # (f's two signatures, counted as compiled)
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     if _LIBRARY == "LeanLibrary":
-        assert done.stdout.split() == ["False", "LeanLibrary", "True", "True", "True"]
+        assert done.stdout.split() == ["False", "LeanLibrary", "True", "True", "True", "0"]
     else:                                               # (a Numba it is not checked against)
-        assert done.stdout.split() == ["False", "JITCodeLibrary", "False", "False", "True"]
+        assert done.stdout.split() == ["False", "JITCodeLibrary", "False", "False", "True", "0"]
 
 
 def test_the_nrt_library_loads_from_its_file_and_a_bad_file_is_compiled_again(tmp_path):
@@ -147,3 +149,15 @@ def test_the_nrt_library_loads_from_its_file_and_a_bad_file_is_compiled_again(tm
     files[0].write_bytes(b"not a pickle")
     assert run() == ["LeanLibrary", "False", "False"]   # compiled, as Numba would
     assert run() == ["LeanLibrary", "True", "False"]    # and the file written again
+
+
+def test_the_main_job_passes_and_says_whether_it_compiled():
+    done = subprocess.run([sys.executable, "-m", "numbad"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"numbad \S+: all checks passed in [0-9.]+ s \((\d+ interpreter signatures "
+                        r"compiled into Numba's cache first|interpreters loaded from Numba's cache)\)",
+                        last), last
+    again = subprocess.run([sys.executable, "-m", "numbad"], capture_output=True, text=True)
+    assert again.stdout.strip().endswith("(interpreters loaded from Numba's cache)"), again.stdout[-300:]
+

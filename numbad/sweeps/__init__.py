@@ -27,6 +27,9 @@ WORKSPACE = 330
 
 _G = None
 _local = threading.local()
+#: Signatures compiled in this process because Numba's cache had none (``python -m numbad``
+#: reports it): counted by the cache loader of the interpreters (:func:`_load_caches_lightly`)
+compiled = 0
 
 
 def interpreters():
@@ -150,6 +153,8 @@ def _light_loader(cache, rtsys, lean, init_extensions):
             if swap:
                 del codegen._library_class
         if loaded is None:
+            global compiled
+            compiled += 1
             init_extensions()       # (Numba compiles next: see _load_caches_lightly)
         return loaded
     return load_overload

@@ -33,6 +33,8 @@ def split(monkeypatch):
     monkeypatch.setattr(core, "_TIMED", 0)
     monkeypatch.setattr(core, "SPLIT_NS", 0)
     monkeypatch.setattr(core, "_ONE_THREAD_NS", _AlwaysWorth())
+    monkeypatch.setattr(core, "_blas_spins_until", 0.0)       # (no BLAS threads spinning)
+    monkeypatch.setattr(core, "BLAS_SPIN_S", 0.0)
     ran = []
     blocks = core._ufunc_blocks
 
@@ -185,6 +187,7 @@ def test_a_worker_that_has_not_started_is_not_waited_for(split):
 def test_one_call_where_a_split_does_not_fit_or_pay(monkeypatch):
     monkeypatch.setattr(sweeps, "THREADS", 2)
     monkeypatch.setattr(core, "_ONE_THREAD_NS", {})
+    monkeypatch.setattr(core, "_blas_spins_until", 0.0)
     submitted = count_worker_requests(monkeypatch)
     x = RNG.standard_normal((400, 300))
     out = np.empty_like(x)
@@ -207,3 +210,29 @@ def test_one_call_where_a_split_does_not_fit_or_pay(monkeypatch):
     monkeypatch.setattr(sweeps, "THREADS", 1)                   # NUMBAD_THREADS=1
     core._ufunc_into(np.exp, [x], out)
     assert len(submitted) == 2 and out.tobytes() == np.exp(x).tobytes()
+
+
+def test_one_call_while_blas_threads_spin_after_a_large_matrix_product(monkeypatch):
+    # numpy's BLAS threads spin for a while after a product they shared, and a second
+    # thread of ours would compete with them for the cores
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "_TIMED", 0)
+    monkeypatch.setattr(core, "SPLIT_NS", 0)
+    monkeypatch.setattr(core, "_ONE_THREAD_NS", _AlwaysWorth())
+    monkeypatch.setattr(core, "_blas_spins_until", 0.0)
+    submitted = count_worker_requests(monkeypatch)
+    a, w = RNG.standard_normal((300, 300)), RNG.standard_normal((300, 400)) / 20
+    small = RNG.standard_normal((4, 4))
+    v = RNG.standard_normal((300, 400))
+
+    def f(a, w, s):
+        return np.exp(a @ w) * np.sum(s @ s)
+    out, g = nb.vjp(f, (a, w, small), v)
+    assert submitted == [] and core._blas_spins_until > 0.0
+    assert out.tobytes() == (np.exp(a @ w) * np.sum(small @ small)).tobytes()
+    core._blas_spins_until = 0.0                  # (the spin is over)
+    x, y = RNG.standard_normal((300, 400)), np.empty((300, 400))
+    core._ufunc_into(np.exp, [x], y)
+    assert submitted == [1] and y.tobytes() == np.exp(x).tobytes()
+    nb.vjp(lambda s, x: np.exp(x) * np.sum(s @ s), (small, x), v)     # a small product: no spin
+    assert core._blas_spins_until == 0.0 and len(submitted) >= 2

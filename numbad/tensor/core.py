@@ -322,6 +322,14 @@ def _in_scratch(op, vals, n, shape, dtype):
 #: threads: handing a block to the worker thread and waiting for it costs 20-90 µs, which
 #: an addition of 10^5 elements does not win back and a tanh of 10^4 does.
 SPLIT_NS = 200_000
+#: After a matrix product large enough for numpy's BLAS to run on several threads (OpenBLAS
+#: splits from 2^18 multiply-adds), its threads spin for about 0.1 s (OpenBLAS: 2^28 cycles;
+#: MKL's OpenMP threads 0.2 s) waiting for more work, and a second thread of ours competes
+#: with them for the cores: in the MLP benchmark a split tanh of 131,072 elements took 2.7 ms
+#: there, against 1.9 ms on one thread. So :func:`_ufunc_into` does not split for that long.
+THREADED_GEMM = 1 << 18
+BLAS_SPIN_S = 0.1
+_blas_spins_until = 0.0
 #: (ufunc, dtype) -> [nanoseconds per element on one thread, the least of the first
 #: ``_TIMED`` large calls (a first call also pays for fresh memory), calls timed]
 _ONE_THREAD_NS = {}
@@ -335,7 +343,8 @@ def _ufunc_into(ufunc, vals, out):
     Each thread runs numpy's own loop over contiguous blocks of elements, cut at multiples
     of 64 elements, so every element gets the bits that one call gives it (the tests check
     every numpy ufunc). Whether it pays is measured: the first large calls of
-    each ufunc run on one thread and are timed. Operands must be of the result's shape
+    each ufunc run on one thread and are timed; and no op splits while numpy's BLAS
+    threads spin after a large matrix product (``BLAS_SPIN_S``). Operands must be of the result's shape
     (C-contiguous) or single numbers; others (a broadcast row) take one call. A
     floating-point error (``log(0)``) is not reported from the blocks: where one occurred
     that the caller's ``np.errstate`` does not ignore, the one call runs again, so that it
@@ -353,7 +362,8 @@ def _ufunc_into(ufunc, vals, out):
             timed[0] = min(timed[0], ns)
             timed[1] += 1
         return
-    if n * timed[0] < SPLIT_NS or sweeps.THREADS < 2 or not out.flags.c_contiguous:
+    if (n * timed[0] < SPLIT_NS or sweeps.THREADS < 2 or not out.flags.c_contiguous
+            or time.perf_counter() < _blas_spins_until):
         ufunc(*vals, out=out)
         return
     step = max(-(-n // _BLOCKS) + 63 & ~63, 1 << 12)
@@ -640,6 +650,9 @@ def matmul(a, b, tA, tB, Bt, M, K, N, sA, sB, value):
     _, an = operand(tape, a)
     _, bn = operand(tape, b)
     ia = tape.add_attrs((Bt, M, K, N, tA, tB, sA, sB))
+    if Bt * M * K * N >= THREADED_GEMM:
+        global _blas_spins_until
+        _blas_spins_until = time.perf_counter() + BLAS_SPIN_S
     return record(tape, _MATMUL, value, an, bn, iattr=ia)
 
 

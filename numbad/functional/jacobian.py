@@ -56,7 +56,9 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     direction with fewer rows or columns; should a forward-mode result hold a
     non-finite entry (an infinite partial derivative, where the two
     directions place NaNs differently), the rows are recomputed in reverse
-    mode. An explicit strategy is honoured, also where PyTorch refuses it
+    mode (an infinite partial whose result ``func`` drops, by indexing, gives
+    reverse mode's NaN only in the rows: the columns' 0 is kept; see
+    ``docs/functional.md``). An explicit strategy is honoured, also where PyTorch refuses it
     (forward mode without ``vectorize``, with ``strict`` or with
     ``create_graph``). ``create_graph=True`` returns differentiable
     :class:`numbad.Tensor` blocks, built one row (reverse) or one column

@@ -260,3 +260,73 @@ def test_var_follows_numpy_or_pytorch_by_spelling():
         return np.stack([np.var(x), x.var(), x.var(dim=0), x.var(unbiased=False), np.var(x, ddof=1)])
     out, _ = nb.vjp(f, x, np.ones(5))
     assert_close(out, [1.25, 1.25, 5 / 3, 1.25, 5 / 3])
+
+
+# A select passes a derivative by selection, as PyTorch's where and masked_fill do: the operand
+# not selected gets 0 even from an infinite cotangent (sqrt'(0)), or an infinite tangent, where
+# a mask multiplied in would give inf * 0 = NaN. A constant-zero partial (copysign's sign
+# operand) carries nothing either. Each case runs every path: the eager reverse and tangent
+# sweeps, the differentiable path, both Jacobian strategies, and a recorded tape's replays.
+XS = np.array([-1.0, 0.0, 4.0])
+YS = np.array([1.0, 1.0, 2.0])
+SELECT_CASES = [
+    ("sqrt of maximum", lambda a, b: np.sqrt(np.maximum(a, 0.0 * b)), lambda a, b: torch.sqrt(torch.maximum(a, 0.0 * b))),
+    ("sqrt of minimum", lambda a, b: np.sqrt(np.minimum(a + 1.0, b)), lambda a, b: torch.sqrt(torch.minimum(a + 1.0, b))),
+    # (no tie for fmax: PyTorch's forward mode gives it to the second operand, its reverse mode to the first)
+    ("sqrt of fmax", lambda a, b: np.sqrt(np.fmax(a, b - 1.5)), lambda a, b: torch.sqrt(torch.fmax(a, b - 1.5))),
+    ("sqrt of fmin", lambda a, b: np.sqrt(np.fmin(a + 1.0, b)), lambda a, b: torch.sqrt(torch.fmin(a + 1.0, b))),
+    ("sqrt of clip", lambda a, b: np.sqrt(np.clip(a, 0.0, b)), lambda a, b: torch.sqrt(torch.clamp(a, torch.zeros(3), b))),
+    ("sqrt of where", lambda a, b: np.sqrt(np.where(a > 0, a, b - 1.0)),
+     lambda a, b: torch.sqrt(torch.where(a > 0, a, b - 1.0))),
+    ("where of sqrt", lambda a, b: np.where(a > 0, np.sqrt(np.abs(a)) * b, np.sqrt(a + 1.0)),
+     lambda a, b: torch.where(a > 0, torch.sqrt(torch.abs(a)) * b, torch.sqrt(a + 1.0))),
+    ("sqrt of copysign", lambda a, b: np.sqrt(np.copysign(a, b)), lambda a, b: torch.sqrt(torch.copysign(a, b))),
+]
+
+
+def _plain(t):
+    return np.asarray(t.detach() if isinstance(t, nb.Tensor) else t)
+
+
+@pytest.mark.parametrize("name, f, tf", SELECT_CASES, ids=[c[0] for c in SELECT_CASES])
+def test_selects_give_the_unselected_operand_zero_as_pytorch(name, f, tf):
+    args = (XS, YS)
+    targs = tuple(torch.tensor(a) for a in args)
+    v = np.array([1.0, 2.0, 3.0])
+    with np.errstate(all="ignore"):
+        tout, tg = torch_vjp(tf, args, v)
+        tJ = [j.numpy() for j in torch.autograd.functional.jacobian(tf, targs)]
+        tJf = [j.numpy() for j in torch.autograd.functional.jacobian(tf, targs, vectorize=True,
+                                                                      strategy="forward-mode")]
+        tjv = torch.func.jvp(tf, targs, tuple(torch.ones(3) for _ in args))[1].numpy()
+
+        out, g = nb.vjp(f, args, v)
+        assert_close(out, tout, what=name)
+        for k in range(2):
+            assert_close(g[k], tg[k], what=f"{name}: vjp d/d{'ab'[k]}")
+        _, gd = nb.vjp(f, args, v, create_graph=True)
+        for k in range(2):
+            assert_close(_plain(gd[k]), tg[k], what=f"{name}: create_graph d/d{'ab'[k]}")
+        for strategy, ref in (("reverse-mode", tJ), ("forward-mode", tJf)):
+            J = nb.jacobian(f, args, strategy=strategy)
+            for k in range(2):
+                assert_close(J[k], ref[k], what=f"{name}: {strategy} jacobian d/d{'ab'[k]}")
+        _, jv = nb.jvp(f, args, (np.ones(3), np.ones(3)))
+        assert_close(jv, tjv, what=f"{name}: jvp")
+
+        tape = nb.record(f, args)
+        _, g = tape.vjp(args, v)
+        for k in range(2):
+            assert_close(g[k], tg[k], what=f"{name}: tape.vjp d/d{'ab'[k]}")
+        _, jv = tape.jvp(args, (np.ones(3), np.ones(3)))
+        assert_close(jv, tjv, what=f"{name}: tape.jvp")
+        J = tape.jacobian(args)
+        for k in range(2):
+            assert_close(J[k], tJ[k], what=f"{name}: tape.jacobian d/d{'ab'[k]}")
+        batch = tuple(np.stack([a, a]) for a in args)
+        _, G = tape.batch_vjp(batch, np.stack([v, v]))
+        _, JV = tape.batch_jvp(batch, tuple(np.ones((2, 3)) for _ in args))
+        for s in range(2):
+            for k in range(2):
+                assert_close(G[k][s], tg[k], what=f"{name}: batch_vjp d/d{'ab'[k]}")
+            assert_close(JV[s], tjv, what=f"{name}: batch_jvp")

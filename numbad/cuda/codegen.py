@@ -131,7 +131,7 @@ def _ens_reverse(op):
             lines += [f"if flags & {1 << k}:", "    for i in range(n):"]
             lines += _indent(_loads(op, [d], True)
                              + [f"p = {_pos(op, k, True)}",
-                                f"adj[p] = (adj[p] if {first} else 0.0) + adj[(yo + i) * L + j] * ({d})"], 8)
+                                f"adj[p] = (adj[p] if {first} else 0.0) + {op.times('adj[(yo + i) * L + j]', d)}"], 8)
         return lines
     acc_a = "flags & 8 != 0"
     return {
@@ -164,7 +164,7 @@ def _ens_tangent(op):
         diff = _diff(op)
         body = _loads(op, [d for _, d in diff], True) + ["s = 0.0"]
         for k, d in diff:
-            body += [f"if flags & {1 << k}:", f"    s += tan[{_pos(op, k, True)}] * ({d})"]
+            body += [f"if flags & {1 << k}:", f"    s += {op.times(f'tan[{_pos(op, k, True)}]', d)}"]
         return ["for i in range(n):"] + _indent(body + ["tan[(yo + i) * L + j] = s"], 4)
     return {
         "copy": ["K.lane_copy(tan, ao, tan, yo, n, L, j, False)"],
@@ -246,13 +246,13 @@ def _large_kernels(ops):
             name = f"rv_{op.name}_{k}"
             out += ["@_kernel", f"def {name}(vals, adj, dst, doff, {EW_ARGS}, acc):", f"    {GRID}"]
             out += _indent(_loads(op, [d], False) + ["p = doff + i",
-                                                     f"dst[p] = (dst[p] if acc else 0.0) + adj[yo + i] * ({d})"],
+                                                     f"dst[p] = (dst[p] if acc else 0.0) + {op.times('adj[yo + i]', d)}"],
                            8) + ["", ""]
             rv.append((f"({op.code}, {k})", name))
         name = f"tg_{op.name}"
         body = _loads(op, [d for _, d in _diff(op)], False) + ["s = 0.0"]
         for k, d in _diff(op):
-            body += [f"if flags & {1 << k}:", f"    s += tan[{_pos(op, k, False)}] * ({d})"]
+            body += [f"if flags & {1 << k}:", f"    s += {op.times(f'tan[{_pos(op, k, False)}]', d)}"]
         out += ["@_kernel", f"def {name}(vals, tan, {EW_ARGS}, flags):", f"    {GRID}"]
         out += _indent(body + ["tan[yo + i] = s"], 8) + ["", ""]
         tg.append((op.code, name))

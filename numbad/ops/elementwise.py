@@ -97,30 +97,33 @@ ew("rad2deg", 45, np.rad2deg, "x * (180.0 / pi)", ("180.0 / pi",), torch=("rad2d
 
 # --- selection, ties and kinks ------------------------------------------------
 # (written as PyTorch's: an operand gets the whole derivative unless it is the smaller (larger)
-# one, so where either is NaN both do)
+# one, so where either is NaN both do; ``select=True``: an operand not selected gets 0 even from
+# an infinite cotangent or tangent, as from PyTorch's where and masked_fill, not inf * 0 = NaN)
 _HALF_TIE = "at a == b the derivative is split half/half; where either is NaN, both get it whole (PyTorch)"
 ew("maximum", 50, np.maximum, "where((a > b) | isnan(a), a, b)",
    ("where(a < b, 0.0, where(a == b, 0.5, 1.0))", "where(a > b, 0.0, where(a == b, 0.5, 1.0))"),
-   torch=("maximum",), domain=(R, R), kink=_HALF_TIE)
+   torch=("maximum",), domain=(R, R), kink=_HALF_TIE, select=True)
 ew("minimum", 51, np.minimum, "where((a < b) | isnan(a), a, b)",
    ("where(a > b, 0.0, where(a == b, 0.5, 1.0))", "where(a < b, 0.0, where(a == b, 0.5, 1.0))"),
-   torch=("minimum",), domain=(R, R), kink=_HALF_TIE)
+   torch=("minimum",), domain=(R, R), kink=_HALF_TIE, select=True)
 ew("fmax", 52, np.fmax, "where((a >= b) | isnan(b), a, b)",
    ("where((a >= b) | isnan(b), 1.0, 0.0)", "where((a >= b) | isnan(b), 0.0, 1.0)"),
-   torch=("fmax",), domain=(R, R), kink="ties go to the first argument; NaN is ignored (PyTorch)")
+   torch=("fmax",), domain=(R, R), kink="ties go to the first argument; NaN is ignored (PyTorch)",
+   select=True)
 ew("fmin", 53, np.fmin, "where((a <= b) | isnan(b), a, b)",
    ("where((a <= b) | isnan(b), 1.0, 0.0)", "where((a <= b) | isnan(b), 0.0, 1.0)"),
-   torch=("fmin",), domain=(R, R), kink="ties go to the first argument; NaN is ignored (PyTorch)")
+   torch=("fmin",), domain=(R, R), kink="ties go to the first argument; NaN is ignored (PyTorch)",
+   select=True)
 ew("where", 54, None, "where(a != 0.0, b, c)",
    (None, "where(a != 0.0, 1.0, 0.0)", "where(a != 0.0, 0.0, 1.0)"),
    torch=("where",), numpy=("np.where",), nondiff_args=(0,), domain=((-1.0, 1.0), R, R),
-   doc="a select: replays on any input, no guard")
+   doc="a select: replays on any input, no guard", select=True)
 ew("clip", 55, np.clip, "where(b > c, c, where(a < b, b, where(a > c, c, a)))",
    ("where((a >= b) & (a <= c), 1.0, 0.0)",
     "where((a < b) & (b <= c), 1.0, 0.0)",
     "where((a > c) | (b > c), 1.0, 0.0)"),
    torch=("clamp", "clip"), numpy=("np.clip", "ndarray.clip"), domain=(R, (-1.0, -0.1), (0.1, 1.0)),
-   kink="at a bound the derivative goes to x (PyTorch's clamp)")
+   kink="at a bound the derivative goes to x (PyTorch's clamp)", select=True)
 ew("copysign", 56, np.copysign, "copysign(a, b)", ("where(a == 0.0, 0.0, y / where(a == 0.0, 1.0, a))", "0.0"),
    torch=("copysign",), domain=(R, R), kink="derivative 0 at a == 0 (PyTorch)")
 ew("remainder", 57, np.remainder, "remainder(a, b)", ("1.0", "-floor(a / b)"),

@@ -45,12 +45,13 @@ class Op:
     __slots__ = (
         "name", "code", "kind", "arity", "forward", "partials", "ufunc",
         "numpy_names", "torch_names", "kink", "domain", "nondiff_args",
-        "dtype_out", "tensor_partials", "doc", "param", "exact",
+        "dtype_out", "tensor_partials", "doc", "param", "exact", "select",
     )
 
     def __init__(self, name, code, kind, arity, *, forward=None, partials=(),
                  ufunc=None, numpy_names=(), torch_names=(), kink="",
-                 domain=None, nondiff_args=(), dtype_out=None, doc="", param=0, exact=False):
+                 domain=None, nondiff_args=(), dtype_out=None, doc="", param=0, exact=False,
+                 select=False):
         self.name = name
         self.code = code
         self.kind = kind
@@ -67,11 +68,28 @@ class Op:
         self.doc = doc
         self.param = param            # a constant the kind's kernels take (a sign, a direction)
         self.exact = exact
+        self.select = select          # every partial is a mask: 0 where its operand is not selected
         self.tensor_partials = None  # compiled lazily from ``partials``
 
     @property
     def differentiable(self):
         return self.code < FIRST_NONDIFF_CODE
+
+    def times(self, x, d, held=None):
+        """Code for ``x`` (a cotangent or a tangent) carried through the partial ``d``
+        (``held``: the name of a variable already holding ``d``'s value).
+
+        ``x * (d)``, but a partial that is the constant 0 carries nothing, and a select's
+        partial carries nothing where it is 0 (its operand not selected): PyTorch selects
+        there, so an infinite or NaN ``x`` gives 0, not ``inf * 0 = nan``
+        (``sqrt(maximum(x, 0))`` at ``x < 0``).
+        """
+        if d == "0.0":
+            return "0.0"
+        d = held or d
+        if self.select:
+            return f"where(({d}) == 0.0, 0.0, {x} * ({d}))"
+        return f"{x} * ({d})"
 
     def operand_names(self):
         return ("x",) if self.arity == 1 else ("a", "b", "c")[: self.arity]
@@ -104,8 +122,11 @@ def register(op: Op) -> Op:
 
 
 def elementwise(name, code, ufunc, forward, partials=None, *, torch=(), kink="",
-                domain=None, numpy=(), nondiff_args=(), dtype_out=None, doc="", exact=False):
-    """Declare an elementwise op; ``partials=None`` declares it non-differentiable."""
+                domain=None, numpy=(), nondiff_args=(), dtype_out=None, doc="", exact=False,
+                select=False):
+    """Declare an elementwise op; ``partials=None`` declares it non-differentiable.
+    ``select``: each partial is 1 (or a tie's share) where the result is its operand, else 0
+    (see :meth:`Op.times`)."""
     arity = 1 if "x" in _names(forward) else (3 if "c" in _names(forward) else 2)
     kind = "nondiff" if partials is None else "elementwise"
     if partials is None:
@@ -116,7 +137,7 @@ def elementwise(name, code, ufunc, forward, partials=None, *, torch=(), kink="",
     op = register(Op(name, code, kind, arity, forward=forward, partials=partials,
                      ufunc=ufunc, numpy_names=np_names, torch_names=tuple(torch),
                      kink=kink, domain=domain, nondiff_args=nondiff_args,
-                     dtype_out=dtype_out, doc=doc, exact=exact))
+                     dtype_out=dtype_out, doc=doc, exact=exact, select=select))
     for spelling in np_names:           # ufuncs of the same math under another name (np.radians)
         alias = getattr(np, spelling[3:], None) if spelling.startswith("np.") else None
         if isinstance(alias, np.ufunc):

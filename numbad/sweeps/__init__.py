@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import buffers
+from . import deferred
 
 #: Per-thread scratch of the kernels, int64: [0, 64) walk counters (up to 64 dims), [64, 320)
 #: the pairwise-summation stack (``kernels._sum_run``), the last 10 BLAS arguments
@@ -36,9 +37,8 @@ def interpreters():
     """The generated module (imported on first use: importing it loads Numba)."""
     global _G
     if _G is None:
-        from . import _generated
+        from . import _generated     # (its njit functions are deferred: see deferred.py)
         _keep_bytecode()
-        _load_caches_lightly(_generated)
         _G = _generated
     return _G
 
@@ -88,22 +88,46 @@ def _load_caches_lightly(module):
     Numba versions without these internals keep the normal path.
     """
     try:
-        from numba.core import entrypoints, types
         from numba.core.dispatcher import Dispatcher
-        from numba.core.runtime import rtsys
-        from numba.np.numpy_support import from_dtype
     except ImportError:
         return
-    lean = _lean_library()
     for obj in vars(module).values():
-        cache = getattr(obj, "_cache", None) if isinstance(obj, Dispatcher) else None
-        if all(hasattr(cache, a) for a in ("load_overload", "_load_overload",
-                                            "_guard_against_spurious_io_errors")):
-            cache.load_overload = _light_loader(cache, rtsys, lean, entrypoints.init_all)
-            if all(hasattr(obj, a) for a in ("_compilation_chain_init_hook", "typeof_pyval",
-                                             "_types_active_call")):
-                obj._compilation_chain_init_hook = _until_a_miss
-                obj.typeof_pyval = _array_typeof(obj, types.Array, from_dtype)
+        if isinstance(obj, Dispatcher):
+            _lighten(obj)
+
+
+_LIGHT = None          # (rtsys, lean library class, initialise extensions, types.Array, from_dtype)
+
+
+def _lighten(dispatcher):
+    """Give ``dispatcher`` the light cache loader of :func:`_load_caches_lightly`; ``False``
+    where this Numba lacks the internals it needs (the normal loader is kept)."""
+    global _LIGHT
+    if _LIGHT is None:
+        try:
+            from numba.core import entrypoints, types
+            from numba.core.runtime import rtsys
+            from numba.np.numpy_support import from_dtype
+        except ImportError:
+            _LIGHT = ()
+        else:
+            _LIGHT = (rtsys, _lean_library(), entrypoints.init_all, types.Array, from_dtype)
+    if not _LIGHT:
+        return False
+    rtsys, lean, init_extensions, array_type, from_dtype = _LIGHT
+    cache = getattr(dispatcher, "_cache", None)
+    if not all(hasattr(cache, a) for a in ("load_overload", "_load_overload",
+                                           "_guard_against_spurious_io_errors")):
+        return False
+    cache.load_overload = _light_loader(cache, rtsys, lean, init_extensions)
+    if all(hasattr(dispatcher, a) for a in ("_compilation_chain_init_hook", "typeof_pyval",
+                                            "_types_active_call")):
+        dispatcher._compilation_chain_init_hook = _until_a_miss
+        dispatcher.typeof_pyval = _array_typeof(dispatcher, array_type, from_dtype)
+    return True
+
+
+deferred.on_made = _lighten        # (every dispatcher made from a deferred njit function)
 
 
 def _until_a_miss():
@@ -156,6 +180,7 @@ def _light_loader(cache, rtsys, lean, init_extensions):
             global compiled
             compiled += 1
             init_extensions()       # (Numba compiles next: see _load_caches_lightly)
+            deferred.make_all()     # (and looks up the callees in their modules)
         return loaded
     return load_overload
 

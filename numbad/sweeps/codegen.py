@@ -36,11 +36,11 @@ source hash: {hash}
 import math
 
 import numpy as np
-from numba import njit
 from numpy import ({numpy_names})
 
 from . import kernels as K
 from . import kernels_linalg as KL
+from .deferred import njit
 from .scalar_math import {scalar_names}
 
 pi = math.pi
@@ -276,7 +276,7 @@ def _elementwise_reverse(op, lanes, call):
     if lanes:
         return [call]
     return _scalar_rule(op, call, ["gy = adj[yo]"], lambda nm, node, d: [
-        f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + gy * ({d})", f"adj_set[{node}] = True"])
+        f"adj[{nm}o] = (adj[{nm}o] if adj_set[{node}] else 0.0) + {op.times('gy', d)}", f"adj_set[{node}] = True"])
 
 
 def _reverse_loop(op, lanes):
@@ -297,18 +297,18 @@ def _reverse_loop(op, lanes):
                                                  "for j in range(L):"], 4))
             writes = f"not adj_set[{node}]" if op.arity == 1 else f"s{nm} and not adj_set[{node}]"
             lines += _indent([f"ga = adj[{nm}o * L:({nm}o + {_span(op, nm)}) * L]", "gy = adj[yo * L:(yo + n) * L]",
-                              f"if {writes}:"] + _indent(loop + ["        ga[p + j] = gy[q + j] * d"], 4)
+                              f"if {writes}:"] + _indent(loop + [f"        ga[p + j] = {op.times('gy[q + j]', d, 'd')}"], 4)
                              + ["else:", f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)"]
-                             + _indent(loop + ["        ga[p + j] += gy[q + j] * d"], 4), 4)
+                             + _indent(loop + [f"        ga[p + j] += {op.times('gy[q + j]', d, 'd')}"], 4), 4)
         else:
             # separate loops for accumulating, for the first write, and for an operand that
             # broadcasts (sums into one slot, in order): simple loops are what LLVM vectorizes.
             # The first two index every value the rule reads directly or read a broadcast
             # one before the loop (_term_loops): an index times a stride known only at run
             # time (i * sb) keeps the loop scalar, 4x slower on large nodes
-            acc, first = (_term_loops(op, nm, d, stmt) for stmt in (f"ga[i] += gy[i] * ({d})",
-                                                                      f"ga[i] = gy[i] * ({d})"))
-            total = ["for i in range(n):"] + _indent(_loads(op, [d]) + [f"s += gy[i] * ({d})"], 4)
+            acc, first = (_term_loops(op, nm, d, stmt) for stmt in (f"ga[i] += {op.times('gy[i]', d)}",
+                                                                      f"ga[i] = {op.times('gy[i]', d)}"))
+            total = ["for i in range(n):"] + _indent(_loads(op, [d]) + [f"s += {op.times('gy[i]', d)}"], 4)
             same = [f"if adj_set[{node}]:"] + _indent(acc, 4) + ["else:"] + _indent(first, 4)
             if op.arity > 1:
                 same = ([f"if s{nm} == 0:", f"    s = ga[0] if adj_set[{node}] else 0.0"] + _indent(total, 4)
@@ -321,7 +321,8 @@ def _reverse_loop(op, lanes):
 def _elementwise_tangent(op, lanes, call):
     if lanes:
         return [call]
-    return _scalar_rule(op, call, ["s = 0.0"], lambda nm, node, d: [f"s += tan[{nm}o] * ({d})"], ["tan[yo] = s"])
+    return _scalar_rule(op, call, ["s = 0.0"], lambda nm, node, d: [f"s += {op.times(f'tan[{nm}o]', d)}"],
+                        ["tan[yo] = s"])
 
 
 def _tangent_loop(op, lanes):
@@ -338,23 +339,22 @@ def _tangent_loop(op, lanes):
         def rows(stmt):
             return lambda nm, d: (["for i in range(n):"] + _indent(
                 _loads(op, [d]) + [f"d = {d}", "q = i * L", f"p = {_idx(op, nm)} * L", "for j in range(L):",
-                                   "    " + stmt.format(nm=nm)], 4))
+                                   "    " + stmt.format(term=op.times(f"t{nm}[p + j]", d, "d"))], 4))
         body = _sum_of_terms(diff, lambda nm, d: [f"t{nm} = tan[{nm}o * L:({nm}o + {_span(op, nm)}) * L]"],
-                             rows("ty[q + j] = 0.0 + t{nm}[p + j] * d"), rows("ty[q + j] += t{nm}[p + j] * d"),
-                             "ty[:] = 0.0")
+                             rows("ty[q + j] = 0.0 + {term}"), rows("ty[q + j] += {term}"), "ty[:] = 0.0")
         return _offsets(op) + lines + ["ty = tan[yo * L:(yo + n) * L]"] + body
     lines += [f"t{nm} = tan[{nm}o:{nm}o + {_span(op, nm)}]" for nm, _, _ in diff] + ["ty = tan[yo:yo + n]"]
     body += ["s = 0.0"]
     for nm, _, d in diff:
-        body += [f"if on{nm}:", f"    s += t{nm}[{_idx(op, nm)}] * ({d})"]
+        body += [f"if on{nm}:", f"    s += {op.times(f't{nm}[{_idx(op, nm)}]', d)}"]
     body += ["ty[i] = s"]
     general = ["for i in range(n):"] + _indent(body, 4)
     # varying operands of the output's size: one simple loop per varying operand (LLVM
     # vectorizes it), with the one value of a broadcast operand read before the loop;
     # the sum is the same, 0.0 + each term in operand order
     same = _sum_of_terms(diff, lambda nm, d: [],
-                         lambda nm, d: _term_loops(op, nm, d, f"ty[i] = 0.0 + t{nm}[i] * ({d})"),
-                         lambda nm, d: _term_loops(op, nm, d, f"ty[i] += t{nm}[i] * ({d})"), "ty[:] = 0.0")
+                         lambda nm, d: _term_loops(op, nm, d, f"ty[i] = 0.0 + {op.times(f't{nm}[i]', d)}"),
+                         lambda nm, d: _term_loops(op, nm, d, f"ty[i] += {op.times(f't{nm}[i]', d)}"), "ty[:] = 0.0")
     if op.arity > 1:
         same = ([f"if {' and '.join(f'(s{nm} or not on{nm})' for nm, _, _ in diff)}:"] + _indent(same, 4)
                 + ["else:"] + _indent(general, 4))
@@ -364,8 +364,8 @@ def _tangent_loop(op, lanes):
         # a loop per term reads back and rewrites the partial sum; the same sum, in the same order
         fused = (["for i in range(n):"]
                  + _indent([f"{u} = v{u}[i]" for u in _used(op, exprs)]
-                           + [f"s = 0.0 + t{diff[0][0]}[i] * ({diff[0][2]})"]
-                           + [f"s += t{nm}[i] * ({d})" for nm, _, d in diff[1:]] + ["ty[i] = s"], 4))
+                           + [f"s = 0.0 + {op.times(f't{diff[0][0]}[i]', diff[0][2])}"]
+                           + [f"s += {op.times(f't{nm}[i]', d)}" for nm, _, d in diff[1:]] + ["ty[i] = s"], 4))
         test = " and ".join([f"s{nm}" for nm in op.operand_names()] + [f"on{nm}" for nm, _, _ in diff])
         same = [f"if {test}:"] + _indent(fused, 4) + ["else:"] + _indent(same, 4)
     return _offsets(op) + lines + same
@@ -543,7 +543,8 @@ def _branch_reverse_batch(op):
             lines += _indent(_lane_blocks("vals", op, _used(op, [d])) + _lane_blocks("adj", op, [nm])
                              + ["gy = adj[yo * L:(yo + n) * L]", "for i in range(n):"], 4)
             lines += _indent(_lane_positions(op) + ["for j in range(L):"]
-                             + _indent(_lane_loads(op, [d]) + [f"a{nm}[p{nm} + j] += gy[q + j] * ({d})"], 4), 8)
+                             + _indent(_lane_loads(op, [d]) + [f"a{nm}[p{nm} + j] += {op.times('gy[q + j]', d)}"], 4),
+                             8)
             lines.append(f"    adj_set[{node}] = True")
         return lines
     if op.kind == "matmul":
@@ -564,7 +565,7 @@ def _branch_tangent_batch(op):
         exprs = [d for _, _, d in diff]
         body = _lane_loads(op, exprs) + ["s = 0.0"]
         for nm, _, d in diff:
-            body += [f"if on{nm}:", f"    s += t{nm}[p{nm} + j] * ({d})"]
+            body += [f"if on{nm}:", f"    s += {op.times(f't{nm}[p{nm} + j]', d)}"]
         body += ["ty[q + j] = s"]
         blocks = (_lane_blocks("vals", op, _used(op, exprs)) + _lane_blocks("tan", op, [nm for nm, _, _ in diff])
                   + ["ty = tan[yo * L:(yo + n) * L]"])

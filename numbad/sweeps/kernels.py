@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import llvmlite.binding as _llvm
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
+
+from .deferred import njit
 
 @intrinsic
 def borrowed(typingctx, array):

@@ -25,8 +25,9 @@ taken of the symmetric part of ``dA``, so the two modes agree.
 """
 import llvmlite.binding as _llvm
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from .deferred import njit
 from .kernels import cython_function_address, gemm
 
 _jit = njit(error_model="numpy", cache=True, nogil=True)

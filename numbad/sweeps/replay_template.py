@@ -26,7 +26,7 @@ compiling those two twice). The batched sweeps are called from here alone, so
 ``batch_vjp`` and ``batch_jvp`` pass them the literal too: one version either way.
 """
 import numpy as np
-from numba import njit
+from .deferred import njit
 
 # --- body
 TRUTH, VALUE = 0, 1

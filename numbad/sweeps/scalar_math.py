@@ -7,7 +7,7 @@ semantics). They are inlined into the interpreters.
 import math
 
 import numpy as np
-from numba import njit
+from .deferred import njit
 
 _jit = njit(inline="always", error_model="numpy", cache=True)
 

@@ -101,6 +101,9 @@ def _elementwise(tape, op, out, operands, ia, g, varying):
             contrib = g
         elif isinstance(d, (int, float)) and d == -1.0:
             contrib = -g
+        elif op.select or (isinstance(d, (int, float)) and d == 0.0):
+            # (the njit sweeps' Op.times: a zero partial selects 0, whatever g holds; linear in g)
+            contrib = np.where(d == 0.0, 0.0, g * d)
         else:
             contrib = g * d
         if tape.node_size[nd] != n:          # broadcast from one element: sum the cotangent

@@ -118,6 +118,21 @@ def test_constant_output_has_zero_derivative():
     assert out == 3.0 and np.array_equal(g, np.zeros(2))
 
 
+def test_constant_outputs_are_tensors_with_create_graph():
+    # SPEC: with create_graph=True every returned value is a differentiable Tensor
+    c = np.array([1.0, 2.0])
+    for fn in (nb.vjp, nb.jvp):
+        out, d = fn(lambda x: c, np.ones(2), np.ones(2), create_graph=True)
+        assert isinstance(out, nb.Tensor) and isinstance(d, nb.Tensor)
+        assert np.array_equal(out.detach(), c) and not d.detach().any()
+        (out, y), _ = fn(lambda x: (3.0, x * 2), np.ones(2), (np.ones(()), np.ones(2)) if fn is nb.vjp
+                         else np.ones(2), create_graph=True)
+        assert isinstance(out, nb.Tensor) and float(out) == 3.0 and isinstance(y, nb.Tensor)
+    # and they nest: the outer derivative through a constant output is zero
+    g = nb.vjp(lambda x: nb.vjp(lambda z: c, x, np.ones(2), create_graph=True)[0] * x, np.ones(2), np.ones(2))[1]
+    assert np.array_equal(g, c)
+
+
 def test_inputs_are_never_modified():
     x = np.array([1.0, 2.0, 3.0])
     before = x.copy()

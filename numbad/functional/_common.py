@@ -282,6 +282,12 @@ def const_tensor(tape, value):
     return wrap(value, tape, tape.add_node(value))
 
 
+def graph_outputs(tape, outputs):
+    """``create_graph=True``'s outputs: all Tensors, a constant one where ``func`` returned an
+    array or a number (SPEC: every returned value is a differentiable Tensor)."""
+    return [y if type(y) is Tensor else const_tensor(tape, np.asarray(y)) for y in outputs]
+
+
 def seed_tensor(tape, v):
     """A seed for the differentiable sweep: ``v`` itself when on ``tape``, else a constant."""
     if type(v) is Tensor:

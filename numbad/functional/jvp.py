@@ -7,7 +7,7 @@ from .. import sweeps
 from ..tensor.backward import backward
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
                       check_outputs_require_grad, const_tensor, cut, default_v, detach_value, finish,
-                      output_node, plain, postprocess, reaches, recorded, result_dtype, seed_tensor,
+                      graph_outputs, output_node, plain, postprocess, reaches, recorded, result_dtype, seed_tensor,
                       validate_v, value_shape)
 
 
@@ -88,7 +88,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     if in_recording:
         outs, result = cut(outputs), cut(result)
     elif create_graph:
-        outs = list(outputs)
+        outs = graph_outputs(tape, outputs)
     else:
         outs = [detach_value(y) for y in outputs]
         del outputs

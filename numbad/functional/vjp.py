@@ -7,8 +7,8 @@ from .. import sweeps
 from ..tensor.backward import backward
 from ..tensor.core import Tensor
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, cut, detach_value, finish, output_node,
-                      postprocess, recorded, seed_tensor, validate_v, value_shape, value_size)
+                      check_outputs_require_grad, const_tensor, cut, detach_value, finish, graph_outputs,
+                      output_node, postprocess, recorded, seed_tensor, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to_host=True):
@@ -98,7 +98,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
         result.append(g)
     if in_recording:
         return postprocess(cut(outputs), is_outputs_tuple), postprocess(cut(result), is_inputs_tuple)
-    return postprocess(list(outputs), is_outputs_tuple), postprocess(result, is_inputs_tuple)
+    return postprocess(graph_outputs(tape, outputs), is_outputs_tuple), postprocess(result, is_inputs_tuple)
 
 
 _INDEPENDENT = ("The output of the user-provided function is independent of input {}. This is not "

@@ -128,6 +128,9 @@ def test_constant_outputs_are_tensors_with_create_graph():
         (out, y), _ = fn(lambda x: (3.0, x * 2), np.ones(2), (np.ones(()), np.ones(2)) if fn is nb.vjp
                          else np.ones(2), create_graph=True)
         assert isinstance(out, nb.Tensor) and float(out) == 3.0 and isinstance(y, nb.Tensor)
+    for fn in (nb.hvp, nb.vhp):
+        out, p = fn(lambda x: 3.0, np.ones(2), np.ones(2), create_graph=True)
+        assert isinstance(out, nb.Tensor) and float(out) == 3.0 and isinstance(p, nb.Tensor)
     # and they nest: the outer derivative through a constant output is zero
     g = nb.vjp(lambda x: nb.vjp(lambda z: c, x, np.ones(2), create_graph=True)[0] * x, np.ones(2), np.ones(2))[1]
     assert np.array_equal(g, c)

@@ -20,9 +20,8 @@ from ..tensor.core import Tensor
 from ..tensor.backward import backward
 from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
                       cast_tensor, check_outputs_require_grad, const_tensor, cut, default_v, detach_value,
-                      finish, nested_postprocess, output_node, plain, postprocess, recorded, requires_grad,
-                      seed_tensor,
-                      validate_v, value_shape, value_size)
+                      finish, graph_outputs, nested_postprocess, output_node, plain, postprocess, recorded,
+                      requires_grad, seed_tensor, validate_v, value_shape, value_size)
 from .jacobian import DEFAULT, check_strategy, jacobian
 
 
@@ -225,7 +224,7 @@ def _second_order(fn, func, inputs, v, create_graph, strict):
     if in_recording:
         (out,), result = cut([grad.output]), cut(result)
     elif create_graph:
-        out = grad.output
+        out = graph_outputs(tape, [grad.output])[0]
     else:
         out = detach_value(grad.output)
         finish(call)

@@ -197,3 +197,30 @@ def test_lanes_fit_in_memory(monkeypatch):
     db = runtime.device_branch(tape.branches[0])
     monkeypatch.setattr(runtime, "MEMORY_FRACTION", 1e-6)
     assert 1 <= db.lanes(10 ** 6) < 10 ** 6
+
+
+def test_selects_give_the_unselected_operand_zero_on_the_device():
+    # Op.times in the CUDA kernels: the operand a select did not take gets 0 even from an
+    # infinite derivative (sqrt'(0)), as on the CPU and in PyTorch, not inf * 0 = NaN
+    def g(a):
+        return np.sqrt(np.maximum(a, 0.0)) + np.sqrt(np.clip(a, 0.0, None)) * 2.0
+
+    x, v, t = np.array([-1.0, 4.0]), np.array([1.0, 2.0]), np.ones(2)
+    expected = nb.vjp(g, x, v)[1]
+    assert np.array_equal(expected, [0.0, 1.5])
+    assert_matches(nb.vjp(g, x, v, device="cuda")[1], expected, what="eager vjp")
+    tape = nb.record(g, x, device="cuda")
+    assert_matches(tape.vjp(x, v)[1], expected, what="tape.vjp")
+    _, G = tape.batch_vjp(np.stack([x, x, x]), np.stack([v, v, v]))
+    assert_matches(G[2], expected, what="batch_vjp")
+
+    def h(a):                           # forward mode: sqrt's infinite tangent at 0, not taken
+        return np.where(a > 0, np.sqrt(a), 0.0)
+
+    x0 = np.array([0.0, 4.0])
+    expected = nb.jvp(h, x0, t)[1]
+    assert np.array_equal(expected, [0.0, 0.25])
+    tape = nb.record(h, x0, device="cuda")
+    assert_matches(tape.jvp(x0, t)[1], expected, what="tape.jvp")
+    _, JV = tape.batch_jvp(np.stack([x0, x0]), np.stack([t, t]))
+    assert_matches(JV[1], expected, what="batch_jvp")

@@ -49,6 +49,18 @@ def _int64_joined(a, b, c, d):
     return np.frombuffer(bytearray(struct.pack(f"{n}q", *a, *b, *c, *d)), np.int64)
 
 
+#: The last small tape's lists (copies) and their int64 arrays. A function called again on
+#: inputs of the same shapes records the same lists, and comparing them costs a tenth of
+#: converting them (Recording.arrays). Shared by threads: one tuple, swapped whole; nobody
+#: writes into the arrays (the sweeps read them; freezing a tape copies them).
+_last_small = None
+
+
+def _remember_small(rec, arrays):
+    global _last_small
+    _last_small = (rec.ops[:], rec.node_off[:], rec.node_size[:], rec._ipool[:], arrays)
+
+
 #: Op kinds whose reverse rules read no operand's value
 _READS_NOTHING = frozenset({"nondiff", "copy", "gather", "scatter", "take", "put_add", "assemble",
                             "scan_sum"})
@@ -500,11 +512,17 @@ class Recording:
             size = np.concatenate([c[5], _int64(self.node_size[n0:])])
             ip = np.concatenate([c[6], _int64(self._ipool[c[2]:])])
         elif n_ops * OP_WIDTH + 2 * n_nodes + n_ip < 1 << 16 and not self._ipool_chunks:
-            # small tapes: one conversion, then views
-            flat = _int64_joined(self.ops, self.node_off, self.node_size, self._ipool)
-            a, b = n_ops * OP_WIDTH, n_ops * OP_WIDTH + n_nodes
-            ops = flat[:a].reshape(-1, OP_WIDTH)
-            off, size, ip = flat[a:b], flat[b:b + n_nodes], flat[b + n_nodes:]
+            last = _last_small
+            if (last is not None and last[0] == self.ops and last[1] == self.node_off
+                    and last[2] == self.node_size and last[3] == self._ipool):
+                ops, off, size, ip = last[4]
+            else:
+                # small tapes: one conversion, then views
+                flat = _int64_joined(self.ops, self.node_off, self.node_size, self._ipool)
+                a, b = n_ops * OP_WIDTH, n_ops * OP_WIDTH + n_nodes
+                ops = flat[:a].reshape(-1, OP_WIDTH)
+                off, size, ip = flat[a:b], flat[b:b + n_nodes], flat[b + n_nodes:]
+                _remember_small(self, (ops, off, size, ip))
         else:
             ops = _int64(self.ops).reshape(-1, OP_WIDTH)
             off = _int64(self.node_off)

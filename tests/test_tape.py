@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import numbad as nb
+import numbad.tape as tape_module
 from numbad.functional._common import Call, finish
 from numbad.tensor.core import Tensor
 
@@ -215,3 +216,31 @@ def test_python_number_operands_give_numpys_values_to_the_bit(dtype):
                     assert got.dtype == want.dtype, (c, a is x)
                     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
                     np.testing.assert_array_equal(got, want)
+
+
+def test_a_repeated_small_tape_reuses_its_int64_arrays_and_a_changed_one_does_not(monkeypatch):
+    # Recording.arrays keeps the last small tape's converted arrays: the same lists give the same
+    # arrays (no conversion); a tape that differs only in an opcode, node offsets or attributes
+    # gets its own, equal to a conversion from scratch.
+    def arrays_of(func, x):
+        call = Call((x,), False)
+        call.run(func)
+        return call.tape.arrays()[:4]
+
+    x, X = np.array([0.3, 0.7, 1.1]), np.array([[0.3, 0.7], [1.1, 1.3]])
+    sin_sum = lambda x: np.sum(np.sin(x))      # noqa: E731
+    for first, second, x1, x2, shared in (
+            (sin_sum, sin_sum, x, x + 0.5, True),                             # new values only
+            (sin_sum, lambda x: np.sum(np.cos(x)), x, x, False),              # an opcode
+            (sin_sum, sin_sum, x, x[:2], False),                              # node offsets
+            (lambda x: np.sum(np.sin(x), axis=0), lambda x: np.sum(np.sin(x), axis=1), X, X, False)):
+        kept = arrays_of(first, x1)
+        mine = arrays_of(second, x2)
+        assert all(a is b for a, b in zip(kept, mine)) == shared
+        monkeypatch.setattr(tape_module, "_last_small", None)
+        assert all(np.array_equal(a, b) for a, b in zip(mine, arrays_of(second, x2)))
+
+    # alternating two functions of one op count each time gives each its own derivative
+    for _ in range(3):
+        assert np.array_equal(nb.vjp(lambda x: np.sum(np.sin(x)), x)[1], np.cos(x))
+        assert np.array_equal(nb.vjp(lambda x: np.sum(np.cos(x)), x)[1], -np.sin(x))

@@ -129,6 +129,14 @@ def value_size(x):
     return v.size if type(v) is np.ndarray else math.prod(np.shape(v))
 
 
+class ScalarVError(TypeError, RuntimeError):
+    """A number given as ``v`` for a value of more than one element.
+
+    PyTorch refuses every ``v`` that is not a Tensor with a ``TypeError``; numbad accepts a
+    number where the value has one element (SPEC §1) and refuses it elsewhere with this, which
+    is both PyTorch's ``TypeError`` and a ``RuntimeError``, as v's other size errors are."""
+
+
 def validate_v(v, other, is_other_tuple):
     """PyTorch's ``_validate_v``: ``v`` matches ``other`` in count and shapes."""
     if len(v) == 1 == len(other):
@@ -147,8 +155,9 @@ def validate_v(v, other, is_other_tuple):
         if isinstance(el_v, (float, int, np.number)) and not isinstance(el_v, np.ndarray):
             if math.prod(shape) != 1:
                 prepend = f"Entry {idx} in " if is_other_tuple else ""
-                raise RuntimeError(f"{prepend}v has invalid size: should be {_shape_str(shape)} but "
-                                   "got a scalar.")
+                raise ScalarVError(f"{prepend}v has invalid size: should be {_shape_str(shape)} but "
+                                   "got a scalar (a number is accepted only where the value has one "
+                                   "element).")
             el_v = np.array(el_v) if shape == () else np.full(shape, el_v)    # (np.full costs 15x more)
         vshape = np.shape(el_v._v if type(el_v) is Tensor else el_v)
         if vshape != shape:

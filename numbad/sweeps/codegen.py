@@ -296,7 +296,8 @@ def _reverse_loop(op, lanes):
                     + _indent(_loads(op, [d]) + [f"d = {d}", f"p = {_idx(op, nm)} * L", "q = i * L",
                                                  "for j in range(L):"], 4))
             writes = f"not adj_set[{node}]" if op.arity == 1 else f"s{nm} and not adj_set[{node}]"
-            lines += _indent([f"ga = adj[{nm}o * L:({nm}o + {_span(op, nm)}) * L]", "gy = adj[yo * L:(yo + n) * L]",
+            lines += _indent([f"ga = adj[{nm}o * L:({nm}o + {_span(op, nm)}) * L]",
+                              "gy = adj[yo * L:(yo + n) * L]",
                               f"if {writes}:"] + _indent(loop + [f"        ga[p + j] = {op.times('gy[q + j]', d, 'd')}"], 4)
                              + ["else:", f"    if not adj_set[{node}]:", f"        K.fill_zero(adj, {nm}o, {span}, L)"]
                              + _indent(loop + [f"        ga[p + j] += {op.times('gy[q + j]', d, 'd')}"], 4), 4)
@@ -604,8 +605,11 @@ LOOP_HEAD = [
 ]
 
 
-#: Elementwise ops per outlined loop function (see _outlined).
-OUTLINE_GROUP = 12
+#: Most generated lines per outlined loop function (see _outlined): measured on a cold first
+#: ``nb.vjp``, the reverse interpreter's loop functions took 87 s to compile in groups of 12
+#: ops (one group of 736 lines spent 25 s in Numba's SSA reconstruction alone), 64 s in
+#: groups of at most 250 lines, 59 s of at most 160 and 55 s of at most 120.
+OUTLINE_LINES = 160
 
 
 #: The interpreters' array parameters, borrowed on entry (:func:`numbad.sweeps.kernels.borrowed`).
@@ -619,7 +623,8 @@ def _borrow(sig):
 
 
 def _outlined(name, params, ops, loop):
-    """Functions ``name_0, name_1, ...`` holding ``loop(op)`` (the array loops), a group of ops each.
+    """Functions ``name_0, name_1, ...`` holding ``loop(op)`` (the array loops) of consecutive ops,
+    at most ``OUTLINE_LINES`` lines each (an op of more lines alone).
 
     The interpreters keep only the one-element path of an elementwise op
     inline and call these for arrays. Numba's SSA reconstruction and type
@@ -627,10 +632,17 @@ def _outlined(name, params, ops, loop):
     functions cut the cold compile, and one call per array op costs nothing
     next to its loop. Returns ``(lines, {code: call})``.
     """
+    groups, size = [[]], 0
+    for op in ops:
+        n = len(loop(op))
+        if groups[-1] and size + n > OUTLINE_LINES:
+            groups.append([])
+            size = 0
+        groups[-1].append(op)
+        size += n
     lines, calls = [], {}
-    for g in range(0, len(ops), OUTLINE_GROUP):
-        group = ops[g:g + OUTLINE_GROUP]
-        fname = f"{name}_{g // OUTLINE_GROUP}"
+    for g, group in enumerate(groups):
+        fname = f"{name}_{g}"
         lines += ["@_interp", f"def {fname}(code, {params}):"]
         lines += _indent(_dispatch(group, loop), 4) + [""]
         calls.update((op.code, f"{fname}(code, {params})") for op in group)

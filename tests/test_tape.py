@@ -220,8 +220,8 @@ def test_python_number_operands_give_numpys_values_to_the_bit(dtype):
 
 def test_a_repeated_small_tape_reuses_its_int64_arrays_and_a_changed_one_does_not(monkeypatch):
     # Recording.arrays keeps the last small tape's converted arrays: the same lists give the same
-    # arrays (no conversion); a tape that differs only in an opcode, node offsets or attributes
-    # gets its own, equal to a conversion from scratch.
+    # arrays (no conversion); a tape that differs in an opcode, node sizes (and so offsets) or
+    # attributes alone gets its own, equal to a conversion from scratch.
     def arrays_of(func, x):
         call = Call((x,), False)
         call.run(func)
@@ -232,7 +232,7 @@ def test_a_repeated_small_tape_reuses_its_int64_arrays_and_a_changed_one_does_no
     for first, second, x1, x2, shared in (
             (sin_sum, sin_sum, x, x + 0.5, True),                             # new values only
             (sin_sum, lambda x: np.sum(np.cos(x)), x, x, False),              # an opcode
-            (sin_sum, sin_sum, x, x[:2], False),                              # node offsets
+            (sin_sum, sin_sum, x, x[:2], False),                              # node sizes
             (lambda x: np.sum(np.sin(x), axis=0), lambda x: np.sum(np.sin(x), axis=1), X, X, False)):
         kept = arrays_of(first, x1)
         mine = arrays_of(second, x2)

@@ -89,7 +89,6 @@ def test_v_may_be_a_python_or_numpy_scalar_for_single_element_outputs():
         assert_close(g, [4.0, 8.0])
 
 
-
 def test_a_scalar_v_for_several_elements_is_both_pytorchs_type_error_and_a_size_error():
     # PyTorch refuses any v that is not a Tensor with a TypeError; numbad's v-size errors are
     # RuntimeErrors. A number for a many-element value is refused as both.
@@ -101,6 +100,7 @@ def test_a_scalar_v_for_several_elements_is_both_pytorchs_type_error_and_a_size_
         nb.jvp(lambda x: x * 3.0, np.array([1.0, 2.0]), np.float64(2.0))
     with pytest.raises(TypeError):                                  # PyTorch, for comparison
         torch.autograd.functional.vjp(lambda x: x ** 2, torch.ones(2), 2.0)
+
 
 def test_0d_and_python_float_inputs():
     out, g = nb.vjp(lambda x: x * x, 3.0)

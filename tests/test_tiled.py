@@ -161,3 +161,30 @@ def test_numbad_threads_setting():
     assert threads("0").stdout.strip() == "1"
     bad = threads("two")
     assert bad.returncode != 0 and "NUMBAD_THREADS must be a whole number of threads, not 'two'" in bad.stderr
+
+
+def test_the_default_tiles_on_two_threads(monkeypatch):
+    """Rosenbrock on an array of a few hundred thousand elements, at the default ``TILE`` and
+    ``TILED_MIN``: tiled, split over two threads, and the plain sweep's cotangents (but for
+    the order of additions at tile edges), which are the closed form's."""
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "SPLIT_NS", float("inf"))       # (the forward's ops: one thread)
+    submitted = count_worker_requests(monkeypatch)
+    ran = []
+    original = sweeps._reverse_in_tiles
+
+    def recording(*args):
+        ran.append(original(*args))
+        return ran[-1]
+    monkeypatch.setattr(sweeps, "_reverse_in_tiles", recording)
+    f = CASES[0][1]
+    x = RNG.uniform(-1.0, 1.0, 3 * sweeps.TILED_MIN + 7)
+    assert len(x) > 8 * sweeps.TILE
+    _, g = nb.vjp(f, x)
+    assert ran == [True] and len(submitted) == 1
+    _, plain = _untiled(monkeypatch, f, x)
+    np.testing.assert_allclose(g, plain, rtol=1e-15, atol=1e-13)
+    closed = np.zeros_like(x)
+    closed[1:] += 200.0 * (x[1:] - x[:-1] ** 2)
+    closed[:-1] += -400.0 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2.0 * (1.0 - x[:-1])
+    np.testing.assert_allclose(g, closed, rtol=1e-12, atol=1e-12)

@@ -161,6 +161,9 @@ class Recording:
     #: written to the arena; nodes whose values the reverse sweep recomputes (redo_rows)
     _deferred = None
     _redo = None
+    #: input nodes given as 0-d arrays (held as numpy scalars, as every one-element value is):
+    #: numpy computes ``**`` on those by its ufunc (``numpy_api.power``)
+    zero_d = None
 
     def __init__(self, dtype=_F64):
         self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)

@@ -53,11 +53,19 @@ def _check(seed, large=False, replay=False):
     u = tuple(rng.uniform(-1, 1, x.shape) for x in inputs)
     tu = tuple(torch.tensor(x) for x in u)
     _, tjv = torch.autograd.functional.jvp(ft, tinputs, tu)
+    if any(torch.isnan(t).any() for t in (tjv if as_tuple else (tjv,))):
+        # PyTorch's jvp is the double-backward trick, where a NaN partial times a zero
+        # cotangent (std of equal values) is NaN; numbad's is true forward mode (docs), so
+        # it is held to PyTorch's forward mode there
+        _, tjv = torch.func.jvp(ft, tinputs, tu)
     _, jv = nb.jvp(f, inputs, u)
     for k, (a, b) in enumerate(zip(jv if as_tuple else (jv,), tjv if as_tuple else (tjv,))):
         _close(a, b, f"jvp of output {k}, {where}")
     if not as_tuple:
         _, thv = torch.autograd.functional.hvp(ft, tinputs, tu)
+        if any(torch.isnan(t).any() for t in thv):
+            # (as for jvp: numbad's hvp is forward over reverse, PyTorch's double backward)
+            _, thv = torch.func.jvp(torch.func.grad(ft, argnums=tuple(range(len(tinputs)))), tinputs, tu)
         _, hv = nb.hvp(f, inputs, u)
         for k, (a, b) in enumerate(zip(hv, thv)):
             _close(a, b, f"hvp of input {k}, {where}")
@@ -76,6 +84,40 @@ def _check(seed, large=False, replay=False):
 
 @pytest.mark.parametrize("seed", range(120))
 def test_random_program(seed):
+    _check(seed)
+
+
+def test_an_hvp_where_the_double_backward_trick_gives_nan(monkeypatch):
+    """As below, for the Hessian-vector product (this program on the large-value paths)."""
+    monkeypatch.setattr(core, "BIG", 8)
+    monkeypatch.setattr(sweeps, "TILE", 4)
+    monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    seed = 91194
+    rng = np.random.default_rng(seed)
+    inputs, program, outputs, weights = generate(rng, False)
+    assert not rng.integers(2)                          # (a sum: hvp is checked)
+    ft = function(program, outputs, weights, torch_side=True, as_tuple=False)
+    tinputs = tuple(torch.tensor(x) for x in inputs)
+    u = tuple(torch.tensor(rng.uniform(-1, 1, x.shape)) for x in inputs)
+    assert torch.isnan(torch.autograd.functional.hvp(ft, tinputs, u)[1][0]).all()
+    _, forward_over_reverse = torch.func.jvp(torch.func.grad(ft, argnums=tuple(range(len(tinputs)))), tinputs, u)
+    assert not torch.isnan(forward_over_reverse[0]).any()
+    _check(seed)
+
+
+@pytest.mark.parametrize("seed", [12113, 20233])
+def test_a_jvp_where_the_double_backward_trick_gives_nan(seed):
+    """Programs whose ``std`` sees equal values: PyTorch's jvp (double backward) is NaN,
+    true forward mode (PyTorch's and numbad's) a number."""
+    rng = np.random.default_rng(seed)
+    inputs, program, outputs, weights = generate(rng, False)
+    as_tuple = bool(rng.integers(2))
+    ft = function(program, outputs, weights, torch_side=True, as_tuple=as_tuple)
+    tinputs = tuple(torch.tensor(x) for x in inputs)
+    u = tuple(torch.tensor(rng.uniform(-1, 1, x.shape)) for x in inputs)
+    one = (lambda t: t) if as_tuple else (lambda t: (t,))
+    assert all(torch.isnan(t).all() for t in one(torch.autograd.functional.jvp(ft, tinputs, u)[1]))
+    assert not any(torch.isnan(t).any() for t in one(torch.func.jvp(ft, tinputs, u)[1]))
     _check(seed)
 
 

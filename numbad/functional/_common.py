@@ -213,7 +213,12 @@ class Call:
                 v = x._v if type(x) is Tensor else x
                 if type(v) is np.ndarray and v.ndim == 0:
                     v = v[()]
-                t = wrap(v, tape, tape.add_node(v))
+                    t = wrap(v, tape, tape.add_node(v))
+                    if tape.zero_d is None:
+                        tape.zero_d = set()
+                    tape.zero_d.add(t._node)
+                else:
+                    t = wrap(v, tape, tape.add_node(v))
             nodes.append(t._node)
             tensors.append(t)
         tape.input_nodes += nodes

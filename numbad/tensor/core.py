@@ -270,6 +270,12 @@ def _into_arena(tape, op, vals, nodes):
     would cost more than it saves)."""
     if max(tape.node_size[nd] for nd in nodes) < BIG or op.ufunc is None:
         return None
+    for v in vals:
+        if type(v) is _ND and v.ndim > 1 and not v.flags.c_contiguous:
+            # numpy's result keeps the operand's layout (a transpose's F order), on which a
+            # later matrix-vector product adds in another order than on the arena's C order:
+            # the result is numpy's own array, as for a small value
+            return None
     shape = np.broadcast_shapes(*(np.shape(v) for v in vals))
     if np.result_type(*vals) != tape.dtype or op.dtype_out == "bool":
         return None
@@ -492,9 +498,10 @@ def _binary(a, b, op, pyop):
     else:
         value = op.ufunc(av, bv)
         if type(value) is _ND and value.dtype is tape.dtype:
-            # a small array whose operands need no broadcasting gather: as in unary()
+            # a small array whose operands need no broadcasting gather: as in unary() (a large
+            # one, which _into_arena left to numpy, may read deferred operands: _emit)
             n = value.size
-            if n > 1 and (sa == n or sa == 1) and (sb == n or sb == 1):
+            if 1 < n < BIG and (sa == n or sa == 1) and (sb == n or sb == 1):
                 return _push(tape, value, n, value.shape, op.code, an, bn)
     return _emit(tape, op, value, an, bn)
 

@@ -204,7 +204,7 @@ def apply_ufunc(ufunc, args, kwargs):
     if dtype is not None:
         args = _cast_operands(name, op, args, dtype)
     if op.name == "power":
-        out = power(*args)
+        out = ufunc_power(*args)
     elif op.arity == 1:
         out = core.unary(op, args[0])
     elif op.arity == 2:
@@ -289,10 +289,25 @@ _POW_SPECIAL = {2.0: "square", 0.5: "sqrt", -1.0: "reciprocal", 1.0: "positive"}
 
 
 def power(a, b):
-    """``a ** b``; constant exponents 2, 0.5, -1 and 1 record the exact special-purpose op.
+    """``a ** b`` with the bits numpy gives it, which depend on the operands' types.
 
-    numpy's own ``**`` takes the same shortcuts, so the value is numpy's; the
-    special op's derivative needs no ``log``/``pow`` and is exact.
+    Where numpy sees an array (a Tensor of several elements, an input given as a 0-d
+    array, a constant array), ``**`` is ``np.power``'s loop: :func:`ufunc_power`. Where it
+    sees two numbers (numpy scalars, as one-element values are, or Python numbers), it is
+    numpy's scalar arithmetic: the C library's ``pow``, which takes no shortcut for
+    ``x ** 2`` and is not always ``x * x`` to the last bit (nor ``np.power``'s loop).
+    """
+    if _numpy_sees_array(a) or _numpy_sees_array(b):
+        return ufunc_power(a, b)
+    return core.binary(OPS["power"], a, b, operator.pow)
+
+
+def ufunc_power(a, b):
+    """``np.power(a, b)``; constant exponents 2, 0.5, -1 and 1 record the exact special-purpose op.
+
+    ``np.power``'s loop takes the same shortcuts, on arrays and numbers alike, so the value
+    is numpy's; the special op's derivative needs no ``log``/``pow`` and is exact. Other
+    one-element values call the ufunc too (never the scalar ``**`` of :func:`power`).
     """
     if (type(a) is Tensor and isinstance(b, (int, float, np.integer, np.floating))
             and not isinstance(b, (bool, np.bool_))):
@@ -301,7 +316,18 @@ def power(a, b):
         # float64, not a float32 square)
         if special is not None and (type(b) in (int, float) or np.result_type(a._v, b) == a.dtype):
             return core.unary(OPS[special], a)
-    return core.binary(OPS["power"], a, b, operator.pow)
+    return core.binary(OPS["power"], a, b)
+
+
+def _numpy_sees_array(x):
+    """Would numpy's own run of the function hold an array where ``x`` is? (One-element
+    values are numpy scalars but for inputs given as 0-d arrays: ``Recording.zero_d``.)"""
+    if type(x) is Tensor:
+        if type(x._v) is np.ndarray:
+            return True
+        zero_d = x._tape.zero_d
+        return zero_d is not None and x._node in zero_d
+    return isinstance(x, np.ndarray)
 
 
 @implements(np.where, torch=("torch.where",), ops=("where",), note=OPS["where"].doc)
@@ -593,7 +619,7 @@ def _install():
         setattr(T, f"__{dunder}__", fwd)
         setattr(T, f"__r{dunder}__", rev)
     T.__pow__ = lambda s, o: power(s, o)
-    T.__rpow__ = lambda s, o: core.binary(OPS["power"], o, s, operator.pow)
+    T.__rpow__ = lambda s, o: power(o, s)
     T.__divmod__ = lambda s, o: (ew("floor_divide", s, o), ew("remainder", s, o))
     T.__rdivmod__ = lambda s, o: (ew("floor_divide", o, s), ew("remainder", o, s))
     T.__neg__ = lambda s: core.unary(OPS["negative"], s)

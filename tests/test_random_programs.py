@@ -88,7 +88,7 @@ def test_random_program(seed):
 
 
 def test_an_hvp_where_the_double_backward_trick_gives_nan(monkeypatch):
-    """As below, for the Hessian-vector product (this program on the large-value paths)."""
+    """As the next test, for the Hessian-vector product (this program on the large-value paths)."""
     monkeypatch.setattr(core, "BIG", 8)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
@@ -100,7 +100,8 @@ def test_an_hvp_where_the_double_backward_trick_gives_nan(monkeypatch):
     tinputs = tuple(torch.tensor(x) for x in inputs)
     u = tuple(torch.tensor(rng.uniform(-1, 1, x.shape)) for x in inputs)
     assert torch.isnan(torch.autograd.functional.hvp(ft, tinputs, u)[1][0]).all()
-    _, forward_over_reverse = torch.func.jvp(torch.func.grad(ft, argnums=tuple(range(len(tinputs)))), tinputs, u)
+    gradient = torch.func.grad(ft, argnums=tuple(range(len(tinputs))))
+    _, forward_over_reverse = torch.func.jvp(gradient, tinputs, u)
     assert not torch.isnan(forward_over_reverse[0]).any()
     _check(seed)
 

@@ -90,6 +90,19 @@ def _in_place(a):
     return z
 
 
+def test_a_diagonal_is_numpys_strided_view():
+    """``np.diagonal`` is a read-only strided view; numpy's product of it adds in another order
+    than a product of a copy would."""
+    differ = 0
+    for _ in range(50):
+        a, b = RNG.uniform(-1.0, 1.0, (6, 6)), RNG.uniform(-1.0, 1.0, (6, 5))
+        out, (ga, gb) = nb.vjp(lambda a, b: np.diagonal(a) @ b, (a, b), np.ones(5))
+        differ += not np.array_equal(out, np.diagonal(a) @ b)
+        np.testing.assert_allclose(ga, np.diag(b.sum(axis=1)), rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(gb, np.outer(np.diagonal(a), np.ones(5)), rtol=1e-14)
+    assert differ == 0
+
+
 @pytest.mark.parametrize("name, f, tf", LAYOUTS, ids=[c[0] for c in LAYOUTS])
 def test_large_results_of_transposes_keep_numpys_layout(name, f, tf):
     expected = f(A)

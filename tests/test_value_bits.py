@@ -103,6 +103,22 @@ def test_a_diagonal_is_numpys_strided_view():
     assert differ == 0
 
 
+def test_a_sort_keeps_numpys_layout():
+    """``np.sort`` of a transpose is column-major in numpy, and so is a concatenation of it:
+    a sum along the first axis then adds in that order."""
+    def f(a):
+        return np.concatenate([np.sort(a.T, axis=0), a.T]).sum(axis=0)
+    differ = 0
+    for _ in range(100):
+        a = RNG.uniform(-1.0, 1.0, (3, 4))
+        out, g = nb.vjp(f, a, np.ones(3))
+        differ += not np.array_equal(out, f(a))
+    assert differ == 0
+    _, (tg,) = torch.autograd.functional.vjp(lambda t: torch.cat([torch.sort(t.T, dim=0)[0], t.T]).sum(0),
+                                             (torch.tensor(a),), torch.ones(3, dtype=torch.float64))
+    np.testing.assert_allclose(g, tg.numpy(), rtol=1e-14)
+
+
 @pytest.mark.parametrize("name, f, tf", LAYOUTS, ids=[c[0] for c in LAYOUTS])
 def test_large_results_of_transposes_keep_numpys_layout(name, f, tf):
     expected = f(A)

@@ -119,6 +119,22 @@ def test_a_sort_keeps_numpys_layout():
     np.testing.assert_allclose(g, tg.numpy(), rtol=1e-14)
 
 
+def test_a_product_along_an_axis_is_contiguous_as_numpys():
+    """``np.prod`` along an axis of a transpose: numbad's last running products are a strided
+    view of them, numpy's result is contiguous, and a product with a matrix reads the layout."""
+    def f(a, b):
+        return np.dot(np.prod(a.T, axis=0), b)
+    differ = 0
+    for _ in range(100):
+        a, b = RNG.uniform(0.5, 1.5, (3, 2)), RNG.uniform(-1.0, 1.0, (3, 4))
+        out, (ga, gb) = nb.vjp(f, (a, b), np.ones(4))
+        differ += not np.array_equal(out, f(a, b))
+    assert differ == 0
+    p = np.prod(a, axis=1)
+    np.testing.assert_allclose(ga, (p * b.sum(axis=1))[:, None] / a, rtol=1e-14)
+    np.testing.assert_allclose(gb, np.outer(p, np.ones(4)), rtol=1e-14)
+
+
 @pytest.mark.parametrize("name, f, tf", LAYOUTS, ids=[c[0] for c in LAYOUTS])
 def test_large_results_of_transposes_keep_numpys_layout(name, f, tf):
     expected = f(A)

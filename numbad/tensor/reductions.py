@@ -206,7 +206,8 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
     x = _cast(tensorize(a), dtype)
     keepdims = _keep(keepdims, keepdim)
     axes = normalize_axes(pick(axis, dim), x.ndim)
-    shape = np.prod(x._v, axis=axes, keepdims=keepdims).shape
+    value = np.prod(x._v, axis=axes, keepdims=keepdims)
+    shape = np.shape(value)
     y, O, R, I = segments(x, axes)
     if R == 0:
         from .creation import constant
@@ -214,7 +215,12 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
     c = _cumprod_segments(y, O, R, I)
     last = c._v.reshape(O, R, I)[:, R - 1, :]
     out = core.gather(c, last, (R * I, 1), (R - 1) * I)
-    return core.copy(out, last.reshape(shape)) if last.shape != shape else out
+    out = core.copy(out, last.reshape(shape)) if last.shape != shape else out
+    if type(value) is np.ndarray and np.array_equal(out._v, value):
+        # the same values in numpy's own array: the last running products are a strided
+        # view, and numpy's product of a strided vector adds in another order
+        out._v = value
+    return out
 
 
 def _cast(x, dtype):

@@ -211,14 +211,14 @@ class Call:
             else:
                 # like PyTorch's detach(): the Tensor shares the caller's (never modified) data
                 v = x._v if type(x) is Tensor else x
-                if type(v) is np.ndarray and v.ndim == 0:
+                zero_d = type(v) is np.ndarray and v.ndim == 0
+                if zero_d:
                     v = v[()]
-                    t = wrap(v, tape, tape.add_node(v))
+                t = wrap(v, tape, tape.add_node(v))
+                if zero_d:
                     if tape.zero_d is None:
                         tape.zero_d = set()
                     tape.zero_d.add(t._node)
-                else:
-                    t = wrap(v, tape, tape.add_node(v))
             nodes.append(t._node)
             tensors.append(t)
         tape.input_nodes += nodes

@@ -637,6 +637,16 @@ def put_add(x, flat_index, size, value):
     return record(tape, _PUT_ADD, value, x._node, iattr=ia)
 
 
+def numpys_layout(t, value):
+    """Give the Tensor ``t`` numpy's own array ``value`` where it holds the same bits in another
+    memory layout (a sort of a transpose, column-major; a product along an axis, contiguous
+    where numbad's is a strided view): numpy's later sums and matrix-vector products add in
+    memory order, so the layout decides their last bits. Otherwise ``t`` is left alone."""
+    if (type(value) is _ND and type(t._v) is _ND and value.shape == t._v.shape
+            and value.dtype == t._v.dtype and value.tobytes() == t._v.tobytes()):
+        t._v = value
+    return t
+
 def copy(x, value, share=True):
     """Record ``value`` with the same flat data as ``x`` (reshape, ravel).
 

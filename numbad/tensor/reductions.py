@@ -216,11 +216,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
     last = c._v.reshape(O, R, I)[:, R - 1, :]
     out = core.gather(c, last, (R * I, 1), (R - 1) * I)
     out = core.copy(out, last.reshape(shape)) if last.shape != shape else out
-    if type(value) is np.ndarray and np.array_equal(out._v, value):
-        # the same values in numpy's own array: the last running products are a strided
-        # view, and numpy's product of a strided vector adds in another order
-        out._v = value
-    return out
+    return core.numpys_layout(out, value)
 
 
 def _cast(x, dtype):

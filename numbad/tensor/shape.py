@@ -526,9 +526,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
         x, axis = ravel(x), 0
     out = take_along_axis(x, argsort(x, axis), axis)
     if type(x._v) is np.ndarray and x._v.ndim > 1 and not x._v.flags.c_contiguous:
-        # numpy's sort keeps its operand's layout (a transpose's column-major order), in which
-        # a later sum adds: the same values, in numpy's own array
-        out._v = np.sort(x._v, axis)
+        out = core.numpys_layout(out, np.sort(x._v, axis))     # (numpy's keeps its operand's layout)
     return out
 
 

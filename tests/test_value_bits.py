@@ -143,3 +143,25 @@ def test_large_results_of_transposes_keep_numpys_layout(name, f, tf):
     np.testing.assert_array_equal(out, expected)
     _, (tg,) = torch.autograd.functional.vjp(tf, (torch.tensor(A),), torch.tensor(v))
     np.testing.assert_allclose(g, tg.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [4, 300], ids=["small", "large"])
+def test_an_in_place_write_keeps_numpys_layout(n):
+    """numpy's ``z += b`` writes into ``z``: ``z = a.T * 1.0`` stays column-major, and a sum and a
+    vector-matrix product over it add in that order."""
+    def f(a, b):
+        z = a.T * 1.0
+        z += b
+        w = np.log1p(z * z)
+        return np.dot(np.sum(w, axis=0), w)
+    differ = 0
+    for _ in range(100 if n < 10 else 3):
+        a, b = RNG.uniform(-1.0, 1.0, (n, n)), RNG.uniform(-1.0, 1.0, (n, n))
+        out, (ga, gb) = nb.vjp(f, (a, b), np.ones(n))
+        differ += not np.array_equal(out, f(a, b))
+    assert differ == 0
+    _, (tga, tgb) = torch.autograd.functional.vjp(
+        lambda a, b: (lambda w: w.sum(0) @ w)(torch.log1p((a.T + b) ** 2)),
+        (torch.tensor(a), torch.tensor(b)), torch.ones(n, dtype=torch.float64))
+    np.testing.assert_allclose(ga, tga.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, tgb.numpy(), rtol=1e-12, atol=1e-12)

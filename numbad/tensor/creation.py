@@ -301,6 +301,14 @@ def commit(t, new):
     if np.shape(new._v) != t.shape:
         raise ValueError(f"non-broadcastable output operand with shape {t.shape} doesn't match "
                          f"the broadcast shape {np.shape(new._v)}")
+    if type(t._v) is np.ndarray and not t._v.flags.c_contiguous and type(new._v) is np.ndarray:
+        # numpy writes in place, so the array keeps its layout (z = a.T * 1.0; z += b is
+        # column-major), which decides the last bits of a later sum over it
+        laid = _in_layout_of(t._v, new._v)
+        tape = new._tape
+        if tape._deferred and new._node in tape._deferred:
+            tape.revive(new._node, laid)          # (the same values, held by the new array)
+        new._v = laid
     rebind(t, new)
     src, where = _viewed_positions(t)
     if src is not None:

@@ -56,6 +56,25 @@ def _int64_joined(a, b, c, d):
 _last_small = None
 
 
+def _float64_number(key, fv):
+    """The number ``fv`` as a float64 numpy scalar and as a read-only 0-d float64 array
+    (Recording.const), kept across tapes: every call records on a fresh tape, which would
+    make each of the function's constants again (three numpy calls each)."""
+    known = _NUMBERS.get(key)
+    if known is None:
+        array = np.array(fv)
+        array.flags.writeable = False
+        known = (array[()], array)
+        if len(_NUMBERS) >= 4096:
+            _NUMBERS.clear()
+        _NUMBERS[key] = known
+    return known
+
+
+#: (see _float64_number) float, or (0.0, sign) for a zero -> (scalar, 0-d array)
+_NUMBERS = {}
+
+
 def _remember_small(rec, arrays):
     global _last_small
     _last_small = (rec.ops[:], rec.node_off[:], rec.node_size[:], rec._ipool[:], arrays)
@@ -342,17 +361,24 @@ class Recording:
             key = (fv, np.copysign(1.0, fv)) if fv == 0.0 else fv
             node = self._consts.get(key)
             if node is None:
-                node = self.add_node(np.asarray(fv, self.dtype)[()])
+                if fv != fv:               # NaN never equals itself: not kept
+                    node = self.add_node(np.asarray(fv, self.dtype)[()])
+                    self._const_nodes.add(node)
+                    return node
+                if self.dtype is _F64:
+                    scalar, array = _float64_number(key, fv)
+                else:
+                    scalar, array = np.asarray(fv, self.dtype)[()], None
+                node = self.add_node(scalar)
                 self._const_nodes.add(node)
-                if fv == fv:               # NaN never equals itself: don't cache it
-                    self._consts[key] = node
-                    if fv != 0.0 and self.dtype is _F64:
-                        # A numpy ufunc takes a float64 array with a 0-d float64 array in
-                        # two thirds of the time it takes it with the Python number (NumPy
-                        # 2's promotion of Python scalars), to the same result: numpy
-                        # converts the number to float64 either way. core._binary computes
-                        # with this array. (Not zero: 0.0 and -0.0 are one dict key.)
-                        self._number_arrays[fv] = np.array(fv)
+                self._consts[key] = node
+                if array is not None and fv != 0.0:
+                    # A numpy ufunc takes a float64 array with a 0-d float64 array in
+                    # two thirds of the time it takes it with the Python number (NumPy
+                    # 2's promotion of Python scalars), to the same result: numpy
+                    # converts the number to float64 either way. core._binary computes
+                    # with this array. (Not zero: 0.0 and -0.0 are one dict key.)
+                    self._number_arrays[fv] = array
             return node
         node = self.add_node(np.asarray(value))
         self._const_nodes.add(node)

@@ -59,7 +59,8 @@ def test_byte_code_is_kept_for_every_imported_numbad_module_by_default(monkeypat
 def test_cached_interpreters_load_without_refreshing_numbas_context():
     # A warm first call skips Numba's full context refresh (all typing and
     # lowering registries); the cached reverse interpreter still gives the
-    # right cotangent. The first process fills the cache if it is cold.
+    # right cotangent (a small vjp: reverse_inputs). The first process fills the
+    # cache if it is cold.
     code = ("import numpy as np, numbad as nb, numba.core.cpu as cpu\n"
             "calls = []\n"
             "original = cpu.CPUContext.refresh\n"
@@ -67,7 +68,7 @@ def test_cached_interpreters_load_without_refreshing_numbas_context():
             "out, (g,) = nb.vjp(lambda x: np.sum(np.sin(x) * x), (np.ones(3),))\n"
             "assert np.allclose(g, np.sin(1.0) + np.cos(1.0)), g\n"
             "from numbad import sweeps\n"
-            "lib = sweeps._G.reverse.overloads[sweeps._G.reverse.signatures[0]].library\n"
+            "lib = sweeps._G.reverse_inputs.overloads[sweeps._G.reverse_inputs.signatures[0]].library\n"
             "import sys, numba.core.entrypoints as ep\n"
             "print(len(calls), type(lib).__name__, 'numpy.ma' in sys.modules, ep._already_initialized,\n"
             "      'numba.np.arrayobj' in sys.modules)\n")

@@ -59,7 +59,11 @@ def _value_and_grad(func, x, args, fn):
     node = output_node(call, y)
     g = None
     if node is not None:
-        g = sweeps.reverse(tape, call.begin, tape.n_ops, call.input_nodes, [(node, 1.0)])[0]
+        if sweeps.fits_reverse_inputs(tape, call.input_nodes):
+            g, reached = sweeps.reverse_inputs(tape, tape.n_ops, 1, node, sweeps.seed_one(tape.dtype))
+            g = g if reached else None
+        else:
+            g = sweeps.reverse(tape, call.begin, tape.n_ops, call.input_nodes, [(node, 1.0)])[0]
     x = xs[0]
     if g is None:
         g = np.zeros(value_shape(x), x.dtype)

@@ -66,17 +66,10 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
     # with its results cut from the enclosing derivative as create_graph=False asks
     in_recording = recorded(call, create_graph)
     if not (create_graph or in_recording):
-        raw = sweeps.reverse(tape, call.begin, end, call.input_nodes,
-                             [(n, vi._v if type(vi) is Tensor else vi) for n, vi in seeds])
-        result = []
-        for i, (r, x) in enumerate(zip(raw, inputs)):
-            if r is None:
-                if strict:
-                    raise RuntimeError(_INDEPENDENT.format(i))
-                result.append(np.zeros(value_shape(x), x.dtype))
-            else:
-                r = r.reshape(x.shape if type(x) is np.ndarray else value_shape(x))
-                result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
+        if len(seeds) == 1 and sweeps.fits_reverse_inputs(tape, call.input_nodes):
+            result = _small_reverse(tape, end, seeds[0], inputs, strict)
+        else:
+            result = _reverse(tape, call, end, seeds, inputs, strict)
         outs = [detach_value(y) for y in outputs]
         del outputs
         finish(call)
@@ -103,3 +96,46 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
 
 _INDEPENDENT = ("The output of the user-provided function is independent of input {}. This is not "
                 "allowed in strict mode.")
+
+
+def _reverse(tape, call, end, seeds, inputs, strict):
+    """The gradients of a ``create_graph=False`` call, by the njit reverse sweep."""
+    raw = sweeps.reverse(tape, call.begin, end, call.input_nodes,
+                         [(n, vi._v if type(vi) is Tensor else vi) for n, vi in seeds])
+    result = []
+    for i, (r, x) in enumerate(zip(raw, inputs)):
+        if r is None:
+            if strict:
+                raise RuntimeError(_INDEPENDENT.format(i))
+            result.append(np.zeros(value_shape(x), x.dtype))
+        else:
+            r = r.reshape(x.shape if type(x) is np.ndarray else value_shape(x))
+            result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
+    return result
+
+
+def _small_reverse(tape, end, seed, inputs, strict):
+    """:func:`_reverse` for one seed on a small fresh tape, in one njit call
+    (``sweeps.reverse_inputs``): the gradients are views of one array."""
+    node, v = seed
+    if type(v) is Tensor:
+        v = v._v
+    dt = tape.dtype
+    if not (type(v) is np.ndarray and v.dtype is dt and v.flags.c_contiguous and v.flags.writeable):
+        v = np.array(v, dt)             # (the njit call takes one array type per dtype)
+    k = len(inputs)
+    grad, reached = sweeps.reverse_inputs(tape, end, k, node, v.reshape(-1))
+    result = []
+    pos = 0
+    for i, x in enumerate(inputs):
+        if strict and not reached >> i & 1:
+            raise RuntimeError(_INDEPENDENT.format(i))
+        shape = x.shape if type(x) is np.ndarray else value_shape(x)
+        if k == 1:
+            r = grad.reshape(shape)
+        else:
+            n = tape.node_size[i]
+            r = grad[pos:pos + n].reshape(shape)
+            pos += n
+        result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
+    return result

@@ -448,6 +448,47 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     return result
 
 
+#: :func:`reverse_inputs` serves tapes of fewer values than this (its cotangent arena is
+#: allocated in the call: a large one comes from the buffer cache, see ``buffers``)...
+SMALL_TAPE = buffers.MIN_FLOATS
+#: ...with at most this many inputs (its bit mask of the inputs reached)
+MAX_SMALL_INPUTS = 62
+
+
+def fits_reverse_inputs(tape, input_nodes):
+    """Can :func:`reverse_inputs` sweep this tape to these input nodes?"""
+    k = len(input_nodes)
+    return (0 < k <= MAX_SMALL_INPUTS and tape.top < SMALL_TAPE and tape.top < TILED_MIN and not tape.view_root
+            and not tape._redo and input_nodes[-1] == k - 1)
+
+
+def seed_one(dtype):
+    """A one-element seed 1.0 of ``dtype`` for :func:`reverse_inputs` (shared: never written)."""
+    one = _ONES.get(dtype)
+    if one is None:
+        one = _ONES[dtype] = np.ones(1, dtype)
+    return one
+
+
+_ONES = {}
+
+
+def reverse_inputs(tape, end, k, y, v):
+    """:func:`reverse` of a small fresh tape (fewer than ``SMALL_TAPE`` values, no views, nothing
+    to recompute) from one seed ``v`` of node ``y`` to its ``k`` inputs, nodes ``0 .. k-1``, in
+    one njit call. ``v``: flat, C-contiguous, writable, of the tape's dtype.
+
+    Returns ``(grad, reached)``: the inputs' cotangents end to end (zeros for an input that
+    no cotangent reached) and a bit mask of the inputs reached. A small ``nb.vjp`` spends a
+    third less time than through :func:`reverse`, whose arrays Python prepares and reads.
+    """
+    ops, off, size, ip, vals = tape.arrays()
+    grad = np.empty(tape.node_size[0] if k == 1 else sum(tape.node_size[:k]), vals.dtype)
+    reached = (_G or interpreters()).reverse_inputs(ops, off, size, ip, vals, 0, end, workspace(),
+                                                    k, y, v, grad)
+    return grad, reached
+
+
 #: Elements per tile of :func:`_reverse_in_tiles`, and the fewest elements a node needs for
 #: the tiled sweep to be tried (every array node of the tape must have that many; at least
 #: ``TILE``). A tile of Rosenbrock's sweep touches about ten ranges of ``TILE`` values: at

@@ -614,7 +614,7 @@ OUTLINE_LINES = 160
 
 #: The interpreters' array parameters, borrowed on entry (:func:`numbad.sweeps.kernels.borrowed`).
 ARRAY_PARAMS = ("ops", "node_off", "node_size", "ip", "vals", "adj", "adj_set", "varying", "tan", "src",
-                "src_set", "ws")
+                "src_set", "ws", "v", "grad")
 
 
 def _borrow(sig):
@@ -756,6 +756,43 @@ def _interpreters(ops):
                 "            continue"] + _indent(LOOP_HEAD[1:], 8)
         out += _indent(_dispatch(diff_ops, lambda op: _branch_reverse(op, lanes, loops[name].get(op.code))),
                            8) + [""]
+    # the reverse sweep of a small eager vjp, in one call from Python
+    sig = "ops, node_off, node_size, ip, vals, begin, end, ws, k, y, v, grad"
+    out += ["@_interp", f"def reverse_inputs({sig}):",
+            '    """``reverse`` from one seed ``v`` (the cotangent of node ``y``) to nodes ``0 .. k-1``',
+            "    (a fresh tape\'s inputs), with flags and a cotangent arena of its own. ``grad`` receives",
+            "    the inputs\' cotangents end to end, zeros where none reached one; returns a bit mask",
+            "    of the inputs reached (``k`` < 63).",
+            "",
+            "    For a small tape this one call replaces the dozen numpy calls that preparing",
+            '    ``reverse``\'s arrays and reading its results take from Python (``sweeps.reverse_inputs``)."""',
+            *_borrow(sig),
+            "    n = node_off.shape[0]",
+            "    flags = np.zeros(2 * n, np.bool_)",
+            "    varying = flags[:n]",
+            "    adj_set = flags[n:]",
+            "    for j in range(k):",
+            "        varying[j] = True",
+            "    adj = np.empty(vals.shape[0], vals.dtype)",
+            "    lo = node_off[y]",
+            "    for i in range(node_size[y]):",
+            "        adj[lo + i] = v[i]",
+            "    adj_set[y] = True",
+            "    reverse(ops, node_off, node_size, ip, vals, adj, adj_set, varying, begin, end, ws)",
+            "    reached = 0",
+            "    pos = 0",
+            "    for j in range(k):",
+            "        lo = node_off[j]",
+            "        m = node_size[j]",
+            "        if adj_set[j] and varying[j]:",
+            "            reached |= 1 << j",
+            "            for i in range(m):",
+            "                grad[pos + i] = adj[lo + i]",
+            "        else:",
+            "            for i in range(m):",
+            "                grad[pos + i] = 0.0",
+            "        pos += m",
+            "    return reached", ""]
     # tangent sweeps
     for lanes in (False, True):
         name = "tangent_lanes" if lanes else "tangent"

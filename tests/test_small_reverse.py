@@ -1,0 +1,140 @@
+"""The one-call reverse sweep of a small vjp (``sweeps.reverse_inputs``) against the general one.
+
+A ``create_graph=False`` vjp with one seed on a small tape, and ``nb.grad``, take
+``reverse_inputs``: the flags, the seed, the sweep and the gradients in one njit call. Every
+case here is run both ways (the general path forced by ``fits_reverse_inputs`` returning
+False) and must give the same bits, and the values a closed form or PyTorch gives.
+"""
+import numpy as np
+import pytest
+import torch
+
+import numbad as nb
+from numbad import sweeps
+
+RNG = np.random.default_rng(7)
+
+
+def _both_ways(monkeypatch, run):
+    """``run()`` on the one-call path (checked to be taken), then on the general path."""
+    calls = []
+    one_call = sweeps.reverse_inputs
+
+    def spy(*args):
+        calls.append(args)
+        return one_call(*args)
+
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "reverse_inputs", spy)
+        fast = run()
+    assert calls, "the one-call sweep was not taken"
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "fits_reverse_inputs", lambda *_: False)
+        general = run()
+    return fast, general
+
+
+def _same(a, b):
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        assert type(x) is type(y) and x.dtype == y.dtype and x.shape == y.shape
+        assert x.tobytes() == y.tobytes()
+
+
+def test_the_seed_example(monkeypatch):
+    x, v = RNG.uniform(size=(4, 4)), np.ones(4)
+    fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: x.exp().sum(dim=1), x, v))
+    _same(fast[0], general[0])
+    _same(fast[1], general[1])
+    np.testing.assert_array_equal(fast[1], np.exp(x))
+
+
+def test_several_inputs_one_of_them_unused(monkeypatch):
+    a, b, c = RNG.uniform(size=(3, 2)), RNG.uniform(size=2), RNG.uniform(size=5)
+
+    def f(a, b, c):
+        return np.sum(np.sin(a) @ b) + np.sum(a * a)
+
+    fast, general = _both_ways(monkeypatch, lambda: nb.vjp(f, (a, b, c)))
+    _same(fast[1], general[1])
+    ga, gb, gc = fast[1]
+    _, (ta, tb, tc) = torch.autograd.functional.vjp(
+        lambda a, b, c: torch.sum(torch.sin(a) @ b) + torch.sum(a * a) + 0 * c.sum(),
+        tuple(torch.tensor(t) for t in (a, b, c)))
+    np.testing.assert_allclose(ga, ta.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(gb, tb.numpy(), rtol=1e-14)
+    np.testing.assert_array_equal(gc, np.zeros(5))
+    # each gradient keeps to its own values: writing one leaves the others
+    ga[...] = 7.0
+    np.testing.assert_allclose(gb, tb.numpy(), rtol=1e-14)
+    np.testing.assert_array_equal(gc, np.zeros(5))
+
+
+def test_strict_names_the_input_no_cotangent_reached(monkeypatch):
+    a, b = RNG.uniform(size=3), RNG.uniform(size=3)
+    for forced in (False, True):
+        with monkeypatch.context() as m:
+            if forced:
+                m.setattr(sweeps, "fits_reverse_inputs", lambda *_: False)
+            with pytest.raises(RuntimeError, match="independent of input 1"):
+                nb.vjp(lambda a, b: np.sum(a * a), (a, b), strict=True)
+
+
+@pytest.mark.parametrize("v", [
+    np.arange(6.0).reshape(2, 3)[:, ::-1],                # not contiguous
+    np.broadcast_to(np.arange(3.0), (2, 3)),              # read-only
+    np.arange(6).reshape(2, 3),                           # integers
+    np.arange(6.0, dtype=np.float32).reshape(2, 3),       # another float dtype
+], ids=["strided", "read-only", "int", "float32"])
+def test_any_v_numpy_accepts(monkeypatch, v):
+    x = RNG.uniform(size=(2, 3))
+    fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: np.tanh(x) * 2.0, x, v))
+    _same(fast[1], general[1])
+    np.testing.assert_allclose(fast[1], 2.0 * (1.0 - np.tanh(x) ** 2) * v, rtol=1e-15)
+
+
+def test_float32_zero_d_and_identity(monkeypatch):
+    x = np.float32(0.5) * np.ones((2, 2), np.float32)
+    s = np.array(1.5)
+    fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x, s: np.sum(x * x) * s, (x, s)))
+    _same(fast[1], general[1])
+    assert fast[1][0].dtype == np.float32 and fast[1][1].shape == ()
+    np.testing.assert_allclose(fast[1][0], 2 * x * 1.5, rtol=1e-6)
+    np.testing.assert_allclose(fast[1][1], np.sum(x * x), rtol=1e-6)
+    # the output is the input itself: the seed is the gradient
+    v = RNG.uniform(size=(2, 2))
+    fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: x, RNG.uniform(size=(2, 2)), v))
+    _same(fast[1], general[1])
+    np.testing.assert_array_equal(fast[1], v)
+
+
+def test_grad_for_scipy(monkeypatch):
+    x = RNG.uniform(-1.0, 1.0, 5)
+
+    def rosen(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    fast, general = _both_ways(monkeypatch, lambda: nb.value_and_grad(rosen)(x))
+    assert fast[0] == general[0] == rosen(x)
+    _same(fast[1], general[1])
+    t = torch.tensor(x, requires_grad=True)
+    torch.sum(100.0 * (t[1:] - t[:-1] ** 2) ** 2 + (1.0 - t[:-1]) ** 2).backward()
+    np.testing.assert_allclose(fast[1], t.grad.numpy(), rtol=1e-14)
+    # a function of something else than x: zeros
+    g = nb.grad(lambda x: np.sum(np.ones(3) * 2.0))(x)
+    np.testing.assert_array_equal(g, np.zeros(5))
+
+
+def test_the_general_sweep_serves_what_the_one_call_cannot(monkeypatch):
+    """Two seeds, many inputs and large tapes go through ``sweeps.reverse``."""
+    taken = []
+    monkeypatch.setattr(sweeps, "reverse_inputs", lambda *a: taken.append(a))
+    x = RNG.uniform(size=3)
+    _, g = nb.vjp(lambda x: (x * 2.0, x * x), x, (np.ones(3), np.ones(3)))
+    np.testing.assert_allclose(g, 2.0 + 2.0 * x, rtol=1e-15)
+    xs = tuple(RNG.uniform(size=2) for _ in range(sweeps.MAX_SMALL_INPUTS + 1))
+    _, gs = nb.vjp(lambda *xs: sum(np.sum(t * t) for t in xs), xs)
+    np.testing.assert_allclose(np.concatenate(gs), 2.0 * np.concatenate(xs), rtol=1e-15)
+    big = RNG.uniform(size=sweeps.SMALL_TAPE)
+    _, g = nb.vjp(lambda x: np.sum(x * 3.0), big)
+    np.testing.assert_array_equal(g, np.full(big.shape, 3.0))
+    assert not taken

@@ -38,8 +38,9 @@ def mixed(made, x, m):
     k = np.argmax(w)                          # an integer
     p = m @ x[:4]                             # a constant matrix times a slice
     q = np.tanh(m) * 3.0                      # a 2-D value
-    made += [y, s, z, big, w, k, p, q]
-    return np.sum(q) + np.sum(p) + w[0]
+    r = np.sum(q * q, axis=0)                 # a sum along an axis: pending as well
+    made += [y, s, z, big, w, k, p, q, r]
+    return np.sum(q) + np.sum(p) + w[0] + np.sum(r * r)
 
 
 def test_every_node_is_stored_where_it_says():
@@ -48,6 +49,19 @@ def test_every_node_is_stored_where_it_says():
     call, made = _record(mixed, x, m)
     assert all(type(t) is Tensor for t in made)
     _assert_arena_holds(call, made + list(call.inputs))
+    finish(call)
+
+
+def test_a_small_sum_along_an_axis_waits_as_an_elementwise_value_does():
+    def f(made, m):
+        q = m * 2.0
+        r = np.sum(q, axis=1)
+        pending = r._tape.pending                        # (both written by one flush)
+        assert pending[-2] is q._v and pending[-1] is r._v
+        made += [q, r]
+        return np.sum(r * r)
+    call, made = _record(f, np.arange(12.0).reshape(3, 4))
+    _assert_arena_holds(call, made)
     finish(call)
 
 
@@ -91,7 +105,8 @@ def test_gradients_through_late_written_values_match_pytorch():
         y = torch.sin(x) * 2.0
         z = y + torch.sum(y)
         w = torch.where(x > 0.5, z, -z)
-        return torch.sum(torch.tanh(m) * 3.0) + torch.sum(m @ x[:4]) + w[0]
+        q = torch.tanh(m) * 3.0
+        return torch.sum(q) + torch.sum(m @ x[:4]) + w[0] + torch.sum(torch.sum(q * q, 0) ** 2)
 
     _, (gx, gm) = nb.vjp(f, (x, m))
     xt, mt = (torch.tensor(a, requires_grad=True) for a in (x, m))

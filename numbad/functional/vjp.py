@@ -121,8 +121,11 @@ def _small_reverse(tape, end, seed, inputs, strict):
     if type(v) is Tensor:
         v = v._v
     dt = tape.dtype
-    if not (type(v) is np.ndarray and v.dtype is dt and v.flags.c_contiguous and v.flags.writeable):
-        v = np.array(v, dt)             # (the njit call takes one array type per dtype)
+    if not (type(v) is np.ndarray and v.dtype is dt and v.flags.carray):
+        v = np.array(v, dt)             # (the njit call takes one array type per dtype: C, writable)
+    if v.size != tape.node_size[node]:  # (validate_v saw to it; the njit call reads v unchecked)
+        raise RuntimeError(f"numbad: internal error: a seed of {v.size} values for a node of "
+                           f"{tape.node_size[node]}")
     k = len(inputs)
     grad, reached = sweeps.reverse_inputs(tape, end, k, node, v.reshape(-1))
     result = []

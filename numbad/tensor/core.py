@@ -147,7 +147,7 @@ def _check_value(op, value):
                     "numbad differentiates real floating-point values")
 
 
-def _push(tape, value, n, shape, code, a, b=-1, c=-1):
+def _push(tape, value, n, shape, code, a, b=-1, c=-1, iattr=-1):
     """Append the node of an ``n``-element array ``value`` (at least 1-d, of the tape's dtype,
     operands needing no broadcast) and the op row making it: the end of :func:`_emit`, and
     what the fast paths of :func:`unary` and :func:`binary` call when they know that much.
@@ -166,7 +166,7 @@ def _push(tape, value, n, shape, code, a, b=-1, c=-1):
     sizes = tape.node_size
     out = len(sizes)
     sizes.append(n)
-    tape.ops += (code, out, a, b, c, -1)
+    tape.ops += (code, out, a, b, c, iattr)
     t = _new(Tensor)
     t._v = value
     t._tape = tape

@@ -150,7 +150,8 @@ def _check_value(op, value):
 def _push(tape, value, n, shape, code, a, b=-1, c=-1, iattr=-1):
     """Append the node of an ``n``-element array ``value`` (at least 1-d, of the tape's dtype,
     operands needing no broadcast) and the op row making it: the end of :func:`_emit`, and
-    what the fast paths of :func:`unary` and :func:`binary` call when they know that much.
+    what the fast paths of :func:`unary`, :func:`binary` and ``np.sum`` call when they know
+    that much (``iattr``: the op's attributes, a sum's map).
     The value waits in ``tape.pending``, whose flush copies raw bytes: hence the dtype."""
     off = tape.top
     end = off + n

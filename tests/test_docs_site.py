@@ -106,3 +106,16 @@ def test_report_runs(tmp_path):
     assert report.readme_section(readme) == (tmp_path / "headline.md").read_text()
     assert readme.read_text().startswith("intro\n") and readme.read_text().endswith("rest\n")
     assert "numbad `nb.vjp`" in (tmp_path / "report.md").read_text()
+
+
+def test_interleaved_ratios_run():
+    """``benchmarks/interleaved.py`` alternates numbad's and PyTorch's blocks of calls."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import interleaved
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    ours, theirs = interleaved.measure("seed", blocks=3, calls=2)
+    assert len(ours) == len(theirs) == 3
+    assert all(0.0 < t < 1.0 for t in ours + theirs)

@@ -8,7 +8,6 @@ import doctest
 import importlib
 import re
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import math
 import os
 import zipfile
 
@@ -67,6 +68,10 @@ class Branch:
         self.out_spec = out_spec              # per output: (node index or None, shape, dtype, const)
         self.sites = sites                    # per guard: "file:line"
         self.arena_size = self.template.shape[0]
+        # (the output and input values, counted once: every replay allocates them)
+        self._totals = (int(self.node_size[self.out_nodes].sum()), int(self.node_size[self.in_nodes].sum()))
+        # arrays shaped like the outputs, for validate_v's shape checks (never written)
+        self.output_shapes = tuple(np.empty(s[1], s[2]) for s in out_spec)
         from .sweeps.codegen import BATCH_KINDS
         self.batchable = all(BY_CODE[c].kind in BATCH_KINDS for c in set(self.ops[:, 0].tolist()))
 
@@ -109,10 +114,10 @@ class Branch:
                 self.out_nodes, self.g_op, self.g_node, self.g_kind, self.g_off, self.g_expected)
 
     def out_total(self):
-        return int(sum(self.node_size[n] for n in self.out_nodes))
+        return self._totals[0]
 
     def in_total(self):
-        return int(sum(self.node_size[n] for n in self.in_nodes))
+        return self._totals[1]
 
     def forward(self, x):
         vals = np.empty(self.arena_size, self.template.dtype)
@@ -195,7 +200,7 @@ class Branch:
             if dt.kind not in "fiub":
                 raise ValueError(f"an output has dtype {dt}")
             if nd < 0:
-                n = int(np.prod(shape))
+                n = int(math.prod(shape))
                 if pos + n > consts.size:
                     raise ValueError("the constant outputs are truncated")
                 out_spec.append((None, shape, dt, consts[pos:pos + n].reshape(shape).astype(dt)))
@@ -383,7 +388,7 @@ class Tape:
         flat = []
         for i, (x, shape, dt) in enumerate(zip(items, self.in_shapes, self.in_dtypes)):
             x = self._check_input(x, i, shape, dt, what, batch)
-            flat.append(x.reshape(-1) if batch is None else x.reshape(batch, int(np.prod(shape))))
+            flat.append(x.reshape(-1) if batch is None else x.reshape(batch, int(math.prod(shape))))
         dtype = self._dtype()
         if batch is None:
             return np.concatenate(flat).astype(dtype, copy=False) if len(flat) != 1 \
@@ -426,9 +431,11 @@ class Tape:
                 else:
                     outs.append(np.array(const if batch is None else np.broadcast_to(const, lead + shape)))
                 continue
-            n = int(np.prod(shape))
+            n = math.prod(shape)
             part = flat[pos:pos + n] if batch is None else flat[:, pos:pos + n]
-            outs.append(part.reshape(lead + shape).astype(dt))
+            # (flat is the call's own: its contiguous parts are returned as they are; a batch's
+            # parts are strided columns, copied contiguous)
+            outs.append(part.reshape(lead + shape).astype(dt, copy=batch is not None))
             pos += n
         return postprocess(outs, self.is_outputs_tuple)
 
@@ -436,18 +443,20 @@ class Tape:
         outs, pos = [], 0
         lead = () if batch is None else (batch,)
         for shape, dt in zip(self.in_shapes, self.in_dtypes):
-            n = int(np.prod(shape))
+            n = math.prod(shape)
             part = flat[pos:pos + n] if batch is None else flat[:, pos:pos + n]
-            outs.append(part.reshape(lead + shape).astype(dt))
+            # (flat is the call's own: its contiguous parts are returned as they are; a batch's
+            # parts are strided columns, copied contiguous)
+            outs.append(part.reshape(lead + shape).astype(dt, copy=batch is not None))
             pos += n
         return postprocess(outs, self.is_inputs_tuple)
 
     def _pack_v(self, branch, v, what):
         """The cotangents for the outputs that are nodes, packed flat (PyTorch's v rules)."""
         specs = branch.out_spec
-        outs = tuple(np.empty(s[1], s[2]) for s in specs)
+        outs = branch.output_shapes
         if v is None:
-            if len(specs) != 1 or int(np.prod(specs[0][1])) != 1:
+            if len(specs) != 1 or int(math.prod(specs[0][1])) != 1:
                 raise RuntimeError("The vector v can only be None if the user-provided function returns "
                                    "a single Tensor with a single element.")
             v = (np.ones(specs[0][1]),)
@@ -455,6 +464,8 @@ class Tape:
             v = validate_v(as_v_tuple(v, what), outs, self.is_outputs_tuple)
         parts = [np.ravel(vi) for vi, s in zip(v, specs) if s[0] is not None]
         dtype = self._dtype()
+        if len(parts) == 1:
+            return np.array(parts[0], dtype)       # (a copy, as concatenate's: writable, C order)
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     # ----------------------------------------------------------------------- running branches
@@ -544,7 +555,7 @@ class Tape:
     def _tangents(self, v):
         """Host tangents by PyTorch's rules for ``v``: one flat array per input, the tape's dtype."""
         if v is None:
-            if len(self.in_shapes) != 1 or int(np.prod(self.in_shapes[0])) != 1:
+            if len(self.in_shapes) != 1 or int(math.prod(self.in_shapes[0])) != 1:
                 raise RuntimeError("The vector v can only be None if the input to the user-provided "
                                    "function is a single Tensor with a single element.")
             return [np.ones(1, self._dtype())]
@@ -585,12 +596,12 @@ class Tape:
     def _split_jacobian(self, branch, J):
         rows, pos = [], 0
         for node, shape, dt, const in branch.out_spec:
-            n = int(np.prod(shape))
+            n = int(math.prod(shape))
             block = J[pos:pos + n] if node is not None else np.zeros((n, J.shape[1]), J.dtype)
             pos += n if node is not None else 0
             cols, cpos = [], 0
             for ishape, idt in zip(self.in_shapes, self.in_dtypes):
-                m = int(np.prod(ishape))
+                m = int(math.prod(ishape))
                 cols.append(block[:, cpos:cpos + m].reshape(shape + ishape).astype(idt))
                 cpos += m
             rows.append(postprocess(cols, self.is_inputs_tuple))
@@ -661,7 +672,7 @@ class Tape:
     def _pack_batch_v(self, branch, v, B):
         specs = [s for s in branch.out_spec]
         if v is None:
-            if len(specs) != 1 or int(np.prod(specs[0][1])) != 1:
+            if len(specs) != 1 or int(math.prod(specs[0][1])) != 1:
                 raise RuntimeError("The vector v can only be None if the user-provided function returns "
                                    "a single Tensor with a single element.")
             return np.ones((B, 1), self._dtype())
@@ -675,7 +686,7 @@ class Tape:
                 raise RuntimeError(f"Entry {i} in v has invalid size: should be {(B,) + tuple(s[1])} "
                                    f"but got {vi.shape}.")
             if s[0] is not None:
-                parts.append(vi.reshape(B, int(np.prod(s[1]))))
+                parts.append(vi.reshape(B, int(math.prod(s[1]))))
         return np.ascontiguousarray(np.concatenate(parts, axis=1), self._dtype())
 
     def _redo_failed(self, status, branch, inputs, v, retrace, method, outs, res):

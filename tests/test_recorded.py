@@ -622,3 +622,25 @@ def test_a_replay_sums_as_numpy_does_so_a_read_sum_holds_its_guard(dtype):
         m = rng.standard_normal((3, n)).astype(dtype)
         sums = lambda a: np.sum(a, axis=1) + np.sum(a[:, None], axis=(1, 2)) * 0.5 + np.sum(a)  # noqa: E731
         assert np.array_equal(nb.record(sums, m)(m * 2), sums(m * 2))
+
+
+def test_replayed_results_are_each_calls_own():
+    """A replay returns its outputs and gradients as parts of the arrays it filled: each
+    keeps to its own values, and the next replay's results are new arrays."""
+    def f(x, y):
+        return (x * y, np.sum((x - y) ** 2))
+    x, y = rng.standard_normal(3), rng.standard_normal(3)
+    tape = nb.record(f, (x, y))
+    v = (np.ones(3), np.array(2.0))
+    (o1, s1), (gx1, gy1) = tape.vjp((x, y), v)
+    (o2, s2), (gx2, gy2) = tape.vjp((2 * x, y), v)
+    np.testing.assert_array_equal(o1, x * y)
+    assert s1.shape == () and s1 == np.sum((x - y) ** 2)
+    np.testing.assert_allclose(gx1, y + 4.0 * (x - y), rtol=1e-15)
+    np.testing.assert_allclose(gy1, x - 4.0 * (x - y), rtol=1e-15)
+    o1[...] = gx1[...] = 0.0                      # writing one result leaves the others
+    assert s1 == np.sum((x - y) ** 2)
+    np.testing.assert_allclose(gy1, x - 4.0 * (x - y), rtol=1e-15)
+    np.testing.assert_array_equal(o2, 2 * x * y)
+    np.testing.assert_allclose(gx2, y + 4.0 * (2 * x - y), rtol=1e-15)
+    assert not np.shares_memory(gx1, gx2) and not np.shares_memory(o1, o2)

@@ -361,16 +361,14 @@ class Recording:
             key = (fv, np.copysign(1.0, fv)) if fv == 0.0 else fv
             node = self._consts.get(key)
             if node is None:
-                if fv != fv:               # NaN never equals itself: not kept
-                    node = self.add_node(np.asarray(fv, self.dtype)[()])
-                    self._const_nodes.add(node)
-                    return node
-                if self.dtype is _F64:
+                if self.dtype is _F64 and fv == fv:
                     scalar, array = _float64_number(key, fv)
                 else:
                     scalar, array = np.asarray(fv, self.dtype)[()], None
                 node = self.add_node(scalar)
                 self._const_nodes.add(node)
+                if fv != fv:               # NaN never equals itself: not kept
+                    return node
                 self._consts[key] = node
                 if array is not None and fv != 0.0:
                     # A numpy ufunc takes a float64 array with a 0-d float64 array in

@@ -779,19 +779,11 @@ def _interpreters(ops):
             "        adj[lo + i] = v[i]",
             "    adj_set[y] = True",
             "    reverse(ops, node_off, node_size, ip, vals, adj, adj_set, varying, begin, end, ws)",
+            "    _store(adj, node_off, node_size, np.arange(k), grad, ONE, adj_set)    # (a replay's own)",
             "    reached = 0",
-            "    pos = 0",
             "    for j in range(k):",
-            "        lo = node_off[j]",
-            "        m = node_size[j]",
-            "        if adj_set[j] and varying[j]:",
+            "        if adj_set[j]:",
             "            reached |= 1 << j",
-            "            for i in range(m):",
-            "                grad[pos + i] = adj[lo + i]",
-            "        else:",
-            "            for i in range(m):",
-            "                grad[pos + i] = 0.0",
-            "        pos += m",
             "    return reached", ""]
     # tangent sweeps
     for lanes in (False, True):

@@ -20,6 +20,58 @@ def test_compile_cache_runs_both_dtypes():
     assert "interpreters ready in Numba's cache" in done.stdout
 
 
+def test_the_split_compile_makes_the_signatures_the_workloads_use():
+    # With --jobs above two, each interpreter (and then each entry point) compiles in a process
+    # of its own, from signatures made from its parameters' names: they must be the ones the
+    # workloads compile, or the workloads would compile the interpreters again, one by one.
+    # Every interpreter's signature is in its cache index; the entry points' are the ones
+    # Python called in the workloads (from the cache), and Python called no other njit function
+    # of numbad's but interpreters, with the signatures made here.
+    code = ("import json\n"
+            "from numbad import compile_cache as cc\n"
+            "from numbad.sweeps import deferred, _generated as G\n"
+            "for d in cc.DTYPES: cc._workload(d)\n"
+            "called = {s.py_func.__name__: sorted(map(str, s._dispatcher.signatures)) for s in deferred._stand_ins\n"
+            "          if s._dispatcher is not None and s._dispatcher.signatures}\n"
+            "made = {}\n"
+            "for n, lits in cc.SPLIT.items():\n"
+            "    keys = {k[0] for k in getattr(G, n)._cache._cache_file._load_index()}\n"
+            "    for d in cc.DTYPES:\n"
+            "        for lit in lits:\n"
+            "            sig = cc.signature(n, d, lit)\n"
+            "            made[f'{n} {d} {lit}'] = (sig in keys, str(sig))\n"
+            "for n in cc.ENTRY_POINTS:\n"
+            "    for d in cc.DTYPES:\n"
+            "        made[f'{n} {d}'] = (None, str(cc.signature(n, d)))\n"
+            "print(json.dumps([called, made]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import json
+    called, made = json.loads(done.stdout)
+    assert all(cached for cached, _ in made.values() if cached is not None), made
+    assert set(compile_cache.ENTRY_POINTS) <= set(called) <= set(compile_cache.ENTRY_POINTS) | {
+        n for n, lits in compile_cache.SPLIT.items() if False in lits}
+    for name, sigs in called.items():
+        assert sigs == sorted({made[f"{name} {d}" if name in compile_cache.ENTRY_POINTS else f"{name} {d} False"][1]
+                               for d in compile_cache.DTYPES}), name       # (a set: mark_varying has one)
+
+
+def test_more_jobs_than_dtypes_compile_interpreter_by_interpreter(monkeypatch):
+    runs = []
+    monkeypatch.setattr(compile_cache, "_run", lambda args, what, quiet: runs.append(args))
+    compile_cache.compile_all(jobs=3, quiet=True)
+    parts = [tuple(a[1:]) for a in runs if a[0] == "--interpreter"]
+    assert ("reverse_batch", "float32", "True") in parts and ("reverse", "float64", "False") in parts
+    assert len(parts) == len(set(parts)) == 2 * (sum(map(len, compile_cache.SPLIT.values()))
+                                                 + len(compile_cache.ENTRY_POINTS))
+    first_entry = min(i for i, a in enumerate(runs) if a[1] in compile_cache.ENTRY_POINTS)
+    assert all(a[1] in compile_cache.SPLIT for a in runs[:first_entry])      # the interpreters first
+    assert sorted(map(tuple, runs[-2:])) == [("--only", "float32"), ("--only", "float64")]
+    runs.clear()
+    compile_cache.compile_all(jobs=2, quiet=True)
+    assert sorted(map(tuple, runs)) == [("--only", "float32"), ("--only", "float64")]
+
+
 def test_a_failing_workload_names_its_dtype(monkeypatch):
     def fails(*args, **kwargs):
         return subprocess.CompletedProcess(args, 1, "", "boom")

@@ -130,8 +130,8 @@ def signature(name, dtype, literal_begin=False):
                              "out_flat", "grad_flat", "tan_flat"), value)
     by_name.update(dict.fromkeys(("X", "V", "T", "OUT", "GRAD", "TAN"), array(getattr(types, dtype), 2)))
     by_name.update(dict.fromkeys(("adj_set", "src_set", "varying", "flags"), array(types.boolean)))
-    by_name.update(dict.fromkeys(("node_off", "node_size", "ip", "ws", "in_nodes", "out_nodes", "g_op", "g_node",
-                                  "g_kind", "g_off", "status"), array(types.int64)))
+    by_name.update(dict.fromkeys(("node_off", "node_size", "ip", "ws", "fill", "in_nodes", "out_nodes", "g_op",
+                                  "g_node", "g_kind", "g_off", "status"), array(types.int64)))
     by_name.update(dict.fromkeys(("begin", "end", "L", "k", "y", "lo", "hi"), types.int64))
     by_name["ops"] = array(types.int64, 2)
     if literal_begin:

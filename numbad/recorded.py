@@ -3,8 +3,9 @@
 ``nb.record(func, example_inputs)`` runs ``func`` once on Tensors and freezes
 what it recorded: the op rows, node layout, integer pool, the value arena
 (constants included) and the guards, i.e. every value-dependent decision
-Python took. A replay writes new input values into a copy of the arena and
-runs the njit interpreters over the frozen arrays: no Python per operation.
+Python took. A replay writes the recorded constants and the new input values
+into an arena and runs the njit interpreters over the frozen arrays, which
+compute every other value: no Python per operation.
 
 A replay whose inputs would decide a guard differently raises
 :class:`BranchChanged` naming the recording site, or, with ``retrace=True``,
@@ -22,6 +23,7 @@ import zipfile
 
 import numpy as np
 
+from . import buffers
 from .functional._common import (FLOAT_DTYPES, Call, as_input_tuple, as_output_tuple, as_v_tuple,
                                  postprocess, validate_v)
 from .ops import BY_CODE, OPS
@@ -54,6 +56,25 @@ class BranchChanged(RuntimeError):
     """
 
 
+def _constant_runs(ops, node_off, node_size, in_nodes):
+    """The arena ranges a replay copies from the template, as ``[start, stop)`` pairs: the nodes
+    that no op writes and that are not inputs (the constants; a replay loads the inputs and
+    its forward sweep writes every op's result)."""
+    written = np.zeros(node_off.shape[0], np.bool_)
+    written[ops[:, 1]] = True
+    written[in_nodes] = True
+    const = np.flatnonzero(~written & (node_size > 0))
+    starts = node_off[const]
+    order = np.argsort(starts, kind="stable")
+    starts, stops = starts[order], (starts + node_size[const])[order]
+    if not starts.shape[0]:
+        return np.zeros(0, np.int64)
+    # one run for nodes that touch or overlap
+    new = np.concatenate([[True], starts[1:] > np.maximum.accumulate(stops)[:-1]])
+    firsts = np.flatnonzero(new)
+    return np.column_stack([starts[firsts], np.maximum.reduceat(stops, firsts)]).astype(np.int64).ravel()
+
+
 # ------------------------------------------------------------------------------- one branch
 class Branch:
     """One recorded path through the function: frozen tape arrays, I/O layout and guards."""
@@ -68,6 +89,7 @@ class Branch:
         self.out_spec = out_spec              # per output: (node index or None, shape, dtype, const)
         self.sites = sites                    # per guard: "file:line"
         self.arena_size = self.template.shape[0]
+        self.fill = _constant_runs(self.ops, self.node_off, self.node_size, self.in_nodes)
         # (the output and input values, counted once: every replay allocates them)
         self._totals = (int(self.node_size[self.out_nodes].sum()), int(self.node_size[self.in_nodes].sum()))
         # arrays shaped like the outputs, for validate_v's shape checks (never written)
@@ -110,7 +132,7 @@ class Branch:
 
     # ----------------------------------------------------------------------- replays
     def _common(self):
-        return (self.ops, self.node_off, self.node_size, self.ip, self.template, self.in_nodes,
+        return (self.ops, self.node_off, self.node_size, self.ip, self.template, self.fill, self.in_nodes,
                 self.out_nodes, self.g_op, self.g_node, self.g_kind, self.g_off, self.g_expected)
 
     def out_total(self):
@@ -119,16 +141,24 @@ class Branch:
     def in_total(self):
         return self._totals[1]
 
+    # The arenas of a replay are internal to it (its results are the separate ``out``, ``grad``
+    # and ``jv``): large ones come from the thread's buffer cache and go back to it, since fresh
+    # memory costs a page fault per 4 KiB on first touch (9 ms of a 10^7-value arena on a
+    # Xeon). A replay whose guard failed keeps its ``vals``, for the message. (Small ones are
+    # not given: the cache keeps one small arena, for the next recording.)
     def forward(self, x):
-        vals = np.empty(self.arena_size, self.template.dtype)
+        vals = buffers.take(self.arena_size, self.template.dtype)
         out = np.empty(self.out_total(), self.template.dtype)
         status = interpreters().forward_one(*self._common(), x, vals, workspace(), out)
+        if status < 0 and vals.shape[0] >= buffers.MIN_FLOATS:
+            buffers.give(vals)
+            vals = None
         return status, vals, out
 
     def vjp(self, x, v, lanes=1):
         n = self.node_off.shape[0]
-        vals = np.empty(self.arena_size, self.template.dtype)
-        adj = np.empty(self.arena_size * lanes, self.template.dtype)
+        vals = buffers.take(self.arena_size, self.template.dtype)
+        adj = buffers.take(self.arena_size * lanes, self.template.dtype)
         flags = np.empty(2 * n, np.bool_)
         out = np.empty(self.out_total(), self.template.dtype)
         grad = np.empty(self.in_total() * lanes, self.template.dtype)
@@ -137,11 +167,17 @@ class Branch:
         else:
             status = interpreters().vjp_lanes(*self._common(), x, v, lanes, vals, adj, flags, workspace(),
                                               out, grad)
+        if adj.shape[0] >= buffers.MIN_FLOATS:
+            buffers.give(adj)
+        del adj
+        if status < 0 and vals.shape[0] >= buffers.MIN_FLOATS:
+            buffers.give(vals)
+            vals = None
         return status, vals, out, grad
 
     def jvp(self, x, t, lanes=1):
-        vals = np.empty(self.arena_size, self.template.dtype)
-        tan = np.empty(self.arena_size * lanes, self.template.dtype)
+        vals = buffers.take(self.arena_size, self.template.dtype)
+        tan = buffers.take(self.arena_size * lanes, self.template.dtype)
         varying = np.empty(self.node_off.shape[0], np.bool_)
         out = np.empty(self.out_total(), self.template.dtype)
         jv = np.empty(self.out_total() * lanes, self.template.dtype)
@@ -150,6 +186,12 @@ class Branch:
         else:
             status = interpreters().jvp_lanes(*self._common(), x, t, lanes, vals, tan, varying, workspace(),
                                               out, jv)
+        if tan.shape[0] >= buffers.MIN_FLOATS:
+            buffers.give(tan)
+        del tan
+        if status < 0 and vals.shape[0] >= buffers.MIN_FLOATS:
+            buffers.give(vals)
+            vals = None
         return status, vals, out, jv
 
     def describe_failure(self, gi, vals):

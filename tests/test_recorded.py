@@ -644,3 +644,48 @@ def test_replayed_results_are_each_calls_own():
     np.testing.assert_array_equal(o2, 2 * x * y)
     np.testing.assert_allclose(gx2, y + 4.0 * (2 * x - y), rtol=1e-15)
     assert not np.shares_memory(gx1, gx2) and not np.shares_memory(o1, o2)
+
+
+def test_a_replay_copies_only_the_constants_and_reuses_large_arenas():
+    """A replay writes the template's constants into its arena, loads the inputs, and leaves
+    every other value to its forward sweep; large arenas come from the buffer cache, so a
+    replay may start on another tape's leftovers. Replays of two large tapes, interleaved,
+    each equal the eager vjp and jvp, and their forward sweeps too."""
+    from numbad import buffers
+    from numbad.recorded import _constant_runs
+
+    n = 200_000                          # (above buffers.MIN_FLOATS: arenas are reused)
+    c = rng.standard_normal(n)           # a large constant, and small ones (2.0, 0.5, 100.0)
+
+    def f(x):
+        return np.sum(np.sin(x) * c + 2.0 * np.exp(-x ** 2) * 0.5)
+
+    def g(x, y):
+        return np.sum(100.0 * (y[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    tf, tg = nb.record(f, x), nb.record(g, (x, y))
+    branch = tf.branches[0]
+    runs = branch.fill.reshape(-1, 2)
+    assert runs.shape[0] >= 1 and np.all(runs[:, 1] > runs[:, 0]) and np.all(runs[1:, 0] > runs[:-1, 1])
+    assert (runs[:, 1] - runs[:, 0]).sum() < n + 10          # the constants alone, not the arena
+    buffers.clear()
+    for k in range(3):
+        xk, yk = x + 0.1 * k, y - 0.2 * k
+        out_g, grads_g = tg.vjp((xk, yk))
+        out_f, grad_f = tf.vjp(xk)
+        ref_f, ref_grad_f = nb.vjp(f, xk)
+        ref_g, ref_grads_g = nb.vjp(g, (xk, yk))
+        # (a replay's sin and exp are Numba's, not numpy's: the last bits may differ)
+        np.testing.assert_allclose(out_f, ref_f, rtol=1e-12)
+        np.testing.assert_allclose(out_g, ref_g, rtol=1e-12)
+        np.testing.assert_allclose(grad_f, ref_grad_f, rtol=1e-12, atol=1e-13)     # (cancellation)
+        for a, b in zip(grads_g, ref_grads_g):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(tf(xk), ref_f, rtol=1e-12)
+        np.testing.assert_allclose(tf.jvp(xk, yk)[1], nb.jvp(f, xk, yk)[1], rtol=1e-12)
+    assert len(buffers._spares(np.dtype(np.float64))) >= 2     # the arenas went back for reuse
+    # runs that touch or overlap merge into one
+    ops = np.array([[0, 3, 0, -1, -1, -1]], np.int64)
+    off, size = np.array([0, 4, 6, 10, 2]), np.array([4, 2, 3, 5, 3])
+    np.testing.assert_array_equal(_constant_runs(ops, off, size, np.array([0])), [2, 9])

@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from . import buffers
+from . import buffers, sweeps
 from .functional._common import (FLOAT_DTYPES, Call, as_input_tuple, as_output_tuple, as_v_tuple,
                                  postprocess, validate_v)
 from .ops import BY_CODE, OPS
@@ -156,6 +156,10 @@ class Branch:
         return status, vals, out
 
     def vjp(self, x, v, lanes=1):
+        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self.out_nodes.shape[0] == 1:
+            done = self._tiled_vjp(x, v)
+            if done is not None:
+                return done
         n = self.node_off.shape[0]
         vals = buffers.take(self.arena_size, self.template.dtype)
         adj = buffers.take(self.arena_size * lanes, self.template.dtype)
@@ -174,6 +178,41 @@ class Branch:
             buffers.give(vals)
             vals = None
         return status, vals, out, grad
+
+    def _tiled_vjp(self, x, v):
+        """:meth:`vjp` of a large tape of the tiled sweep's form (``sweeps._reverse_in_tiles``:
+        the sum of elementwise ops over large arrays), tile by tile on two threads as an eager
+        ``nb.vjp`` sweeps it; ``None`` (nothing done) for a tape not of that form."""
+        g = interpreters()
+        ops, off, size = self.ops, self.node_off, self.node_size
+        n, y = off.shape[0], int(self.out_nodes[0])
+        if ops.shape[0] < 2 or ops[-1, 1] != y or size[y] != 1:
+            return None
+        vals = buffers.take(self.arena_size, self.template.dtype)
+        out = np.empty(1, self.template.dtype)
+        status = g.forward_one(*self._common(), x, vals, workspace(), out)
+        if status >= 0:
+            return status, vals, out, None
+        adj = buffers.take(self.arena_size, self.template.dtype)
+        flags = np.zeros(2 * n, np.bool_)
+        varying, adj_set = flags[:n], flags[n:]
+        varying[self.in_nodes] = True
+        adj[off[y]] = v[0]
+        adj_set[y] = True
+        if not sweeps._reverse_in_tiles(g, ops, off, size, self.ip, vals, adj, adj_set, varying, 0,
+                                        ops.shape[0], [(y, v)]):
+            g.reverse(ops, off, size, self.ip, vals, adj, adj_set, varying, 0, ops.shape[0], workspace())
+        grad = np.zeros(self.in_total(), self.template.dtype)
+        pos = 0
+        for node in self.in_nodes.tolist():
+            m = int(size[node])
+            if adj_set[node]:
+                grad[pos:pos + m] = adj[off[node]:off[node] + m]
+            pos += m
+        buffers.give(adj)
+        del adj
+        buffers.give(vals)
+        return status, None, out, grad
 
     def jvp(self, x, t, lanes=1):
         vals = buffers.take(self.arena_size, self.template.dtype)

@@ -689,3 +689,34 @@ def test_a_replay_copies_only_the_constants_and_reuses_large_arenas():
     ops = np.array([[0, 3, 0, -1, -1, -1]], np.int64)
     off, size = np.array([0, 4, 6, 10, 2]), np.array([4, 2, 3, 5, 3])
     np.testing.assert_array_equal(_constant_runs(ops, off, size, np.array([0])), [2, 9])
+
+
+def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
+    """tape.vjp of a large tape of the tiled form (a sum of elementwise ops) sweeps tile by
+    tile on two threads, as nb.vjp does; an input that the output does not use gets zeros."""
+    from numbad import sweeps
+    taken = []
+    real = sweeps._reverse_in_tiles
+
+    def spy(*args, **kwargs):
+        taken.append(real(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(sweeps, "_reverse_in_tiles", spy)
+
+    def f(x, y):
+        return np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2))
+
+    n = sweeps.TILED_MIN + 5
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    tape = nb.record(f, (x, y))
+    taken.clear()
+    out, (gx, gy) = tape.vjp((x + 0.1, y), np.array(2.0))
+    assert taken == [True]
+    _, (rx, _) = nb.vjp(f, (x + 0.1, y), np.array(2.0))
+    np.testing.assert_allclose(out, f(x + 0.1, y), rtol=1e-12)
+    np.testing.assert_allclose(gx, rx, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(gx, 2 * (np.cos(x + 0.1) * np.exp(-(x + 0.1) ** 2)
+                                        - 2 * (x + 0.1) * np.sin(x + 0.1) * np.exp(-(x + 0.1) ** 2)
+                                        + 2 * (x + 0.1) / (1 + (x + 0.1) ** 2)), rtol=1e-9, atol=1e-12)
+    assert gy.shape == (n,) and not gy.any()

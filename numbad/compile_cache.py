@@ -14,7 +14,8 @@ signatures are disjoint, so the processes share no work and a two-core
 machine compiles them in half the time. Later processes load the cache
 (``__pycache__`` beside numbad's sources) in well under a second.
 
-With more than two jobs (the default on a machine of more than two cores),
+With more than two jobs (the default on a machine of more than two cores and
+3 GiB of memory or more: a process takes up to 1.3 GB),
 each large interpreter of each dtype (:data:`SPLIT`) first compiles in a
 process of its own, ``jobs`` at a time; the two workloads then link them from
 the cache. A machine of many cores then waits about as long as the largest
@@ -154,9 +155,24 @@ def _run(args, what, quiet):
         print(done.stdout, end="", flush=True)
 
 
+#: The most memory one compiling process takes (1.3 GB measured for the largest interpreter):
+#: the default number of jobs leaves each this much of the machine's memory.
+JOB_MEMORY = 3 << 29
+
+
+def default_jobs():
+    """The cores, at most one per :data:`JOB_MEMORY` of the machine's memory (at least one)."""
+    jobs = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return jobs
+    return max(1, min(jobs, memory // JOB_MEMORY))
+
+
 def compile_all(jobs=None, quiet=False):
     """Compile every interpreter for both dtypes, ``jobs`` processes at a time; returns seconds."""
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or default_jobs()
     if os.name != "posix":              # the cache-write lock is fcntl's
         jobs = 1
     t0 = time.perf_counter()
@@ -173,7 +189,8 @@ def compile_all(jobs=None, quiet=False):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m numbad.compile_cache", description=__doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, default=None,
-                   help="processes at a time (default: the cores; above two, one process per interpreter)")
+                   help="processes at a time (default: the cores, one per 1.5 GiB of memory; above two, "
+                        "one process per interpreter)")
     p.add_argument("--only", choices=DTYPES, help=argparse.SUPPRESS)
     p.add_argument("--interpreter", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -72,6 +72,17 @@ def test_more_jobs_than_dtypes_compile_interpreter_by_interpreter(monkeypatch):
     assert sorted(map(tuple, runs)) == [("--only", "float32"), ("--only", "float64")]
 
 
+def test_the_default_jobs_are_the_cores_within_the_memory(monkeypatch):
+    monkeypatch.setattr(compile_cache.os, "cpu_count", lambda: 16)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": (8 << 30) // 4096}       # 8 GiB
+    monkeypatch.setattr(compile_cache.os, "sysconf", lambda name: pages[name])
+    assert compile_cache.default_jobs() == 5
+    pages["SC_PHYS_PAGES"] = (64 << 30) // 4096
+    assert compile_cache.default_jobs() == 16
+    pages["SC_PHYS_PAGES"] = 1
+    assert compile_cache.default_jobs() == 1
+
+
 def test_a_failing_workload_names_its_dtype(monkeypatch):
     def fails(*args, **kwargs):
         return subprocess.CompletedProcess(args, 1, "", "boom")

@@ -90,6 +90,7 @@ class Branch:
         self.sites = sites                    # per guard: "file:line"
         self.arena_size = self.template.shape[0]
         self.fill = _constant_runs(self.ops, self.node_off, self.node_size, self.in_nodes)
+        self._tiles = None                    # the tiled forward's plan, made on first use
         # (the output and input values, counted once: every replay allocates them)
         self._totals = (int(self.node_size[self.out_nodes].sum()), int(self.node_size[self.in_nodes].sum()))
         # arrays shaped like the outputs, for validate_v's shape checks (never written)
@@ -147,6 +148,8 @@ class Branch:
     # Xeon). A replay whose guard failed keeps its ``vals``, for the message. (Small ones are
     # not given: the cache keeps one small arena, for the next recording.)
     def forward(self, x):
+        if self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
+            return self._tiled_forward(x)
         vals = buffers.take(self.arena_size, self.template.dtype)
         out = np.empty(self.out_total(), self.template.dtype)
         status = interpreters().forward_one(*self._common(), x, vals, workspace(), out)
@@ -156,10 +159,8 @@ class Branch:
         return status, vals, out
 
     def vjp(self, x, v, lanes=1):
-        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self.out_nodes.shape[0] == 1:
-            done = self._tiled_vjp(x, v)
-            if done is not None:
-                return done
+        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
+            return self._tiled_vjp(x, v)
         n = self.node_off.shape[0]
         vals = buffers.take(self.arena_size, self.template.dtype)
         adj = buffers.take(self.arena_size * lanes, self.template.dtype)
@@ -179,20 +180,94 @@ class Branch:
             vals = None
         return status, vals, out, grad
 
+    def _tile_plan(self):
+        """For a large tape of the tiled sweeps' form (``sweeps._reverse_in_tiles``: the sum of
+        elementwise ops over large arrays, here without guards), the tiles of its forward
+        replay; ``False`` for any other tape. Made once."""
+        plan = self._tiles
+        if plan is None:
+            plan = self._tiles = self._make_tile_plan() or False
+        return plan
+
+    def _make_tile_plan(self):
+        ops, off, size = self.ops, self.node_off, self.node_size
+        if self.g_op.shape[0] or ops.shape[0] < 2 or self.out_nodes.shape[0] != 1:
+            return None
+        kinds, _ = sweeps._tile_tables()
+        last = ops[-1]
+        if (kinds[last[0]] != 3 or last[1] != self.out_nodes[0] or size[last[1]] != 1
+                or size[last[2]] < sweeps.TILED_MIN):
+            return None
+        rows = ops[:-1]
+        if not np.all(kinds[rows[:, 0]] == 1):             # elementwise (and comparisons) alone
+            return None
+        nodes = rows[:, 1:5]
+        used = nodes >= 0
+        sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
+        if not (np.all((sizes == 1) | (sizes >= sweeps.TILED_MIN))
+                and np.all((sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
+            return None
+        # An op of one-element operands makes a one-element value: those run first, once (they
+        # read no large value); the others run tile by tile, every large node's range moving
+        # with the tile, and the sum last, over the whole arrays (numpy's order of addition).
+        scalar = sizes[:, 0] == 1
+        big = size >= sweeps.TILED_MIN
+        los = np.arange(0, sizes.max(), sweeps.TILE)[:, None]
+        tile_offs = off + big * los
+        tile_sizes = np.where(big, np.clip(size - los, 0, sweeps.TILE), size)
+        return (np.ascontiguousarray(rows[scalar]), np.ascontiguousarray(rows[~scalar]),
+                list(zip(tile_offs, tile_sizes)))
+
+    def _tiled_forward(self, x, keep=False):
+        """:meth:`forward` of a tape with a :meth:`_tile_plan`: the values of each tile stay
+        in the processor's cache from op to op, and two threads take the tiles. The same
+        operations on the same values as the plain replay. ``keep``: return the arena."""
+        g = interpreters()
+        scalar_rows, big_rows, tiles = self._tile_plan()
+        off, size, ip = self.node_off, self.node_size, self.ip
+        vals = buffers.take(self.arena_size, self.template.dtype)
+        fill, template = self.fill, self.template
+        for k in range(0, fill.shape[0], 2):
+            vals[fill[k]:fill[k + 1]] = template[fill[k]:fill[k + 1]]
+        pos = 0
+        for node in self.in_nodes.tolist():
+            m = int(size[node])
+            vals[off[node]:off[node] + m] = x[pos:pos + m]
+            pos += m
+        if scalar_rows.shape[0]:
+            g.forward(scalar_rows, off, size, ip, vals, 0, scalar_rows.shape[0], workspace())
+        n_big = big_rows.shape[0]
+
+        def run(part):
+            ws = workspace()
+            for tile_off, tile_size in part:
+                g.forward(big_rows, tile_off, tile_size, ip, vals, 0, n_big, ws)
+
+        if sweeps.THREADS > 1 and len(tiles) >= 4:
+            m = len(tiles) // 2
+            second = sweeps._worker().submit(run, tiles[m:])
+            try:
+                run(tiles[:m])
+            finally:
+                second.result()
+        else:
+            run(tiles)
+        ops = self.ops
+        g.forward(ops, off, size, ip, vals, ops.shape[0] - 1, ops.shape[0], workspace())
+        y = int(self.out_nodes[0])
+        out = vals[off[y]:off[y] + 1].copy()
+        if keep:
+            return -1, vals, out
+        buffers.give(vals)
+        return -1, None, out
+
     def _tiled_vjp(self, x, v):
-        """:meth:`vjp` of a large tape of the tiled sweep's form (``sweeps._reverse_in_tiles``:
-        the sum of elementwise ops over large arrays), tile by tile on two threads as an eager
-        ``nb.vjp`` sweeps it; ``None`` (nothing done) for a tape not of that form."""
+        """:meth:`vjp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
+        tiled reverse sweep on two threads, as an eager ``nb.vjp`` sweeps it."""
         g = interpreters()
         ops, off, size = self.ops, self.node_off, self.node_size
         n, y = off.shape[0], int(self.out_nodes[0])
-        if ops.shape[0] < 2 or ops[-1, 1] != y or size[y] != 1:
-            return None
-        vals = buffers.take(self.arena_size, self.template.dtype)
-        out = np.empty(1, self.template.dtype)
-        status = g.forward_one(*self._common(), x, vals, workspace(), out)
-        if status >= 0:
-            return status, vals, out, None
+        status, vals, out = self._tiled_forward(x, keep=True)
         adj = buffers.take(self.arena_size, self.template.dtype)
         flags = np.zeros(2 * n, np.bool_)
         varying, adj_set = flags[:n], flags[n:]

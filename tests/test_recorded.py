@@ -692,8 +692,10 @@ def test_a_replay_copies_only_the_constants_and_reuses_large_arenas():
 
 
 def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
-    """tape.vjp of a large tape of the tiled form (a sum of elementwise ops) sweeps tile by
-    tile on two threads, as nb.vjp does; an input that the output does not use gets zeros."""
+    """A large tape of the tiled form (a sum of elementwise ops) replays tile by tile on two
+    threads, its forward sweep (the same bits as the plain replay's) and its reverse sweep (as
+    nb.vjp's); an input that the output does not use gets zeros, and a one-element input (ops
+    on it run once, before the tiles; the reverse sweep is then the plain one) its gradient."""
     from numbad import sweeps
     taken = []
     real = sweeps._reverse_in_tiles
@@ -704,19 +706,36 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
 
     monkeypatch.setattr(sweeps, "_reverse_in_tiles", spy)
 
-    def f(x, y):
-        return np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2))
+    def f(x, y, a):
+        return np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2) * (a * a + 1.0))
+
+    def expected_grad(x, a):
+        return 2 * (np.cos(x) * np.exp(-x ** 2) - 2 * x * np.sin(x) * np.exp(-x ** 2)
+                    + 2 * x / (1 + x ** 2) * (a * a + 1.0))
 
     n = sweeps.TILED_MIN + 5
     x, y = rng.standard_normal(n), rng.standard_normal(n)
-    tape = nb.record(f, (x, y))
-    taken.clear()
-    out, (gx, gy) = tape.vjp((x + 0.1, y), np.array(2.0))
-    assert taken == [True]
-    _, (rx, _) = nb.vjp(f, (x + 0.1, y), np.array(2.0))
-    np.testing.assert_allclose(out, f(x + 0.1, y), rtol=1e-12)
-    np.testing.assert_allclose(gx, rx, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(gx, 2 * (np.cos(x + 0.1) * np.exp(-(x + 0.1) ** 2)
-                                        - 2 * (x + 0.1) * np.sin(x + 0.1) * np.exp(-(x + 0.1) ** 2)
-                                        + 2 * (x + 0.1) / (1 + (x + 0.1) ** 2)), rtol=1e-9, atol=1e-12)
-    assert gy.shape == (n,) and not gy.any()
+    for a_is_input in (False, True):
+        args = (x, y, np.array(0.5)) if a_is_input else (x, y)
+        g = f if a_is_input else (lambda x, y: f(x, y, 0.5))
+        tape = nb.record(g, args)
+        branch = tape.branches[0]
+        assert branch._tile_plan()
+        moved = (x + 0.1,) + args[1:]
+        taken.clear()
+        out, grads = tape.vjp(moved, np.array(2.0))
+        assert taken == [not a_is_input]          # (a varying one-element node: the plain sweep)
+        value = tape(moved)
+        monkeypatch.setattr(branch, "_tiles", False)               # the plain replay
+        plain_out, plain_grads = tape.vjp(moved, np.array(2.0))
+        assert value == plain_out == out == tape(moved)              # the same bits
+        for a, b in zip(grads, plain_grads):
+            np.testing.assert_array_equal(a, b)
+        monkeypatch.setattr(branch, "_tiles", None)
+        _, eager = nb.vjp(g, moved, np.array(2.0))
+        np.testing.assert_allclose(out, g(*moved), rtol=1e-12)
+        np.testing.assert_allclose(grads[0], eager[0], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(grads[0], expected_grad(x + 0.1, 0.5), rtol=1e-9, atol=1e-12)
+        assert grads[1].shape == (n,) and not grads[1].any()
+        if a_is_input:
+            np.testing.assert_allclose(grads[2], 2 * np.sum(np.log1p((x + 0.1) ** 2)) * 2 * 0.5, rtol=1e-12)

@@ -289,7 +289,51 @@ class Branch:
         buffers.give(vals)
         return status, None, out, grad
 
+    def _tiled_jvp(self, x, t):
+        """:meth:`jvp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
+        tangent sweep in the same tiles on two threads (each with its own varying flags, which
+        the sweep writes), and the sum's tangent last, over the whole arrays."""
+        g = interpreters()
+        scalar_rows, big_rows, tiles = self._tile_plan()
+        ops, off, size, ip = self.ops, self.node_off, self.node_size, self.ip
+        status, vals, out = self._tiled_forward(x, keep=True)
+        tan = buffers.take(self.arena_size, self.template.dtype)
+        varying = np.zeros(off.shape[0], np.bool_)
+        pos = 0
+        for node in self.in_nodes.tolist():
+            m = int(size[node])
+            tan[off[node]:off[node] + m] = t[pos:pos + m]
+            varying[node] = True
+            pos += m
+        g.mark_varying(ops, ip, varying, 0, ops.shape[0])
+        if scalar_rows.shape[0]:
+            g.tangent(scalar_rows, off, size, ip, vals, tan, varying, 0, scalar_rows.shape[0], workspace())
+        n_big = big_rows.shape[0]
+
+        def run(part, flags):
+            ws = workspace()
+            for tile_off, tile_size in part:
+                g.tangent(big_rows, tile_off, tile_size, ip, vals, tan, flags, 0, n_big, ws)
+
+        if sweeps.THREADS > 1 and len(tiles) >= 4:
+            m = len(tiles) // 2
+            second = sweeps._worker().submit(run, tiles[m:], varying.copy())
+            try:
+                run(tiles[:m], varying)
+            finally:
+                second.result()
+        else:
+            run(tiles, varying)
+        g.tangent(ops, off, size, ip, vals, tan, varying, ops.shape[0] - 1, ops.shape[0], workspace())
+        y = int(self.out_nodes[0])
+        jv = tan[off[y]:off[y] + 1].copy() if varying[y] else np.zeros(1, self.template.dtype)
+        buffers.give(tan)
+        buffers.give(vals)
+        return status, None, out, jv
+
     def jvp(self, x, t, lanes=1):
+        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
+            return self._tiled_jvp(x, t)
         vals = buffers.take(self.arena_size, self.template.dtype)
         tan = buffers.take(self.arena_size * lanes, self.template.dtype)
         varying = np.empty(self.node_off.shape[0], np.bool_)

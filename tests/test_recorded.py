@@ -693,9 +693,10 @@ def test_a_replay_copies_only_the_constants_and_reuses_large_arenas():
 
 def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
     """A large tape of the tiled form (a sum of elementwise ops) replays tile by tile on two
-    threads, its forward sweep (the same bits as the plain replay's) and its reverse sweep (as
-    nb.vjp's); an input that the output does not use gets zeros, and a one-element input (ops
-    on it run once, before the tiles; the reverse sweep is then the plain one) its gradient."""
+    threads: its forward and tangent sweeps (the same bits as the plain replay's) and its
+    reverse sweep (as nb.vjp's); an input that the output does not use gets zeros, and a
+    one-element input (ops on it run once, before the tiles; the reverse sweep is then the
+    plain one) its gradient."""
     from numbad import sweeps
     taken = []
     real = sweeps._reverse_in_tiles
@@ -726,12 +727,17 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
         out, grads = tape.vjp(moved, np.array(2.0))
         assert taken == [not a_is_input]          # (a varying one-element node: the plain sweep)
         value = tape(moved)
+        tangents = tuple(rng.standard_normal(np.shape(a)) for a in args)
+        _, jv = tape.jvp(moved, tangents)
         monkeypatch.setattr(branch, "_tiles", False)               # the plain replay
         plain_out, plain_grads = tape.vjp(moved, np.array(2.0))
         assert value == plain_out == out == tape(moved)              # the same bits
         for a, b in zip(grads, plain_grads):
             np.testing.assert_array_equal(a, b)
+        assert jv == tape.jvp(moved, tangents)[1]
         monkeypatch.setattr(branch, "_tiles", None)
+        np.testing.assert_allclose(jv, nb.jvp(g, moved, tangents)[1], rtol=1e-12)
+        np.testing.assert_allclose(jv, sum(np.sum(a * t) for a, t in zip(grads, tangents)) / 2.0, rtol=1e-10)
         _, eager = nb.vjp(g, moved, np.array(2.0))
         np.testing.assert_allclose(out, g(*moved), rtol=1e-12)
         np.testing.assert_allclose(grads[0], eager[0], rtol=1e-12, atol=1e-13)

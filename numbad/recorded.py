@@ -75,6 +75,21 @@ def _constant_runs(ops, node_off, node_size, in_nodes):
     return np.column_stack([starts[firsts], np.maximum.reduceat(stops, firsts)]).astype(np.int64).ravel()
 
 
+def _in_two_halves(run, tiles, first=(), second=()):
+    """``run(part, *args)`` over ``tiles``: the first half on the calling thread with ``first``,
+    the second on the worker thread with ``second``, where two threads may run (as the tiled
+    reverse sweep splits its tiles); else all on the calling thread."""
+    if sweeps.THREADS > 1 and len(tiles) >= 4:
+        m = len(tiles) // 2
+        later = sweeps._worker().submit(run, tiles[m:], *second)
+        try:
+            run(tiles[:m], *first)
+        finally:
+            later.result()
+    else:
+        run(tiles, *first)
+
+
 # ------------------------------------------------------------------------------- one branch
 class Branch:
     """One recorded path through the function: frozen tape arrays, I/O layout and guards."""
@@ -229,11 +244,7 @@ class Branch:
         fill, template = self.fill, self.template
         for k in range(0, fill.shape[0], 2):
             vals[fill[k]:fill[k + 1]] = template[fill[k]:fill[k + 1]]
-        pos = 0
-        for node in self.in_nodes.tolist():
-            m = int(size[node])
-            vals[off[node]:off[node] + m] = x[pos:pos + m]
-            pos += m
+        self._put_inputs(vals, x)
         if scalar_rows.shape[0]:
             g.forward(scalar_rows, off, size, ip, vals, 0, scalar_rows.shape[0], workspace())
         n_big = big_rows.shape[0]
@@ -243,15 +254,7 @@ class Branch:
             for tile_off, tile_size in part:
                 g.forward(big_rows, tile_off, tile_size, ip, vals, 0, n_big, ws)
 
-        if sweeps.THREADS > 1 and len(tiles) >= 4:
-            m = len(tiles) // 2
-            second = sweeps._worker().submit(run, tiles[m:])
-            try:
-                run(tiles[:m])
-            finally:
-                second.result()
-        else:
-            run(tiles)
+        _in_two_halves(run, tiles)
         ops = self.ops
         g.forward(ops, off, size, ip, vals, ops.shape[0] - 1, ops.shape[0], workspace())
         y = int(self.out_nodes[0])
@@ -260,6 +263,16 @@ class Branch:
             return -1, vals, out
         buffers.give(vals)
         return -1, None, out
+
+    def _put_inputs(self, arena, flat):
+        """Write ``flat`` (the inputs' values or tangents, end to end) into ``arena`` at the
+        input nodes (``_load`` of the njit replays)."""
+        off, size = self.node_off, self.node_size
+        pos = 0
+        for node in self.in_nodes.tolist():
+            m = int(size[node])
+            arena[off[node]:off[node] + m] = flat[pos:pos + m]
+            pos += m
 
     def _tiled_vjp(self, x, v):
         """:meth:`vjp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
@@ -298,13 +311,9 @@ class Branch:
         ops, off, size, ip = self.ops, self.node_off, self.node_size, self.ip
         status, vals, out = self._tiled_forward(x, keep=True)
         tan = buffers.take(self.arena_size, self.template.dtype)
+        self._put_inputs(tan, t)
         varying = np.zeros(off.shape[0], np.bool_)
-        pos = 0
-        for node in self.in_nodes.tolist():
-            m = int(size[node])
-            tan[off[node]:off[node] + m] = t[pos:pos + m]
-            varying[node] = True
-            pos += m
+        varying[self.in_nodes] = True
         g.mark_varying(ops, ip, varying, 0, ops.shape[0])
         if scalar_rows.shape[0]:
             g.tangent(scalar_rows, off, size, ip, vals, tan, varying, 0, scalar_rows.shape[0], workspace())
@@ -315,15 +324,7 @@ class Branch:
             for tile_off, tile_size in part:
                 g.tangent(big_rows, tile_off, tile_size, ip, vals, tan, flags, 0, n_big, ws)
 
-        if sweeps.THREADS > 1 and len(tiles) >= 4:
-            m = len(tiles) // 2
-            second = sweeps._worker().submit(run, tiles[m:], varying.copy())
-            try:
-                run(tiles[:m], varying)
-            finally:
-                second.result()
-        else:
-            run(tiles, varying)
+        _in_two_halves(run, tiles, (varying,), (varying.copy(),))
         g.tangent(ops, off, size, ip, vals, tan, varying, ops.shape[0] - 1, ops.shape[0], workspace())
         y = int(self.out_nodes[0])
         jv = tan[off[y]:off[y] + 1].copy() if varying[y] else np.zeros(1, self.template.dtype)

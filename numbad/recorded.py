@@ -271,7 +271,7 @@ class Branch:
         pos = 0
         for node in self.in_nodes.tolist():
             m = int(size[node])
-            arena[off[node]:off[node] + m] = flat[pos:pos + m]
+            buffers.copy_into(arena[off[node]:off[node] + m], flat[pos:pos + m])
             pos += m
 
     def _tiled_vjp(self, x, v):
@@ -295,7 +295,7 @@ class Branch:
         for node in self.in_nodes.tolist():
             m = int(size[node])
             if adj_set[node]:
-                grad[pos:pos + m] = adj[off[node]:off[node] + m]
+                buffers.copy_into(grad[pos:pos + m], adj[off[node]:off[node] + m])
             pos += m
         buffers.give(adj)
         del adj

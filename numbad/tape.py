@@ -301,7 +301,10 @@ class Recording:
             end = off + n
             if end > self.cap:
                 self._reserve(n)
-            self.arena[off:end] = value if value.ndim == 1 else value.ravel()
+            if n >= buffers.SPLIT_COPY:
+                buffers.copy_into(self.arena[off:end], value.reshape(-1))
+            else:
+                self.arena[off:end] = value if value.ndim == 1 else value.ravel()
             self.node_shape.append(value.shape)
         else:
             n = 1

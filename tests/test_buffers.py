@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import numbad as nb
-from numbad import buffers
+from helpers import count_worker_requests
+from numbad import buffers, sweeps
+from numbad.tensor import core
 
 N = 1 << 18          # 2 MiB of float64: above buffers.MIN_BYTES
 
@@ -137,3 +139,29 @@ def test_clear_drops_the_spares():
     assert buffers._spares(np.dtype(np.float64))
     buffers.clear()
     assert buffers._spares(np.dtype(np.float64)) == []
+
+
+def test_a_large_copy_runs_in_two_halves_and_copies_every_value(monkeypatch):
+    """``buffers.copy_into`` (an input written into the arena, a gradient copied out of a sweep's):
+    from ``SPLIT_COPY`` values, half on the worker thread; every value lands, cast as numpy
+    assigns; called on the worker itself, or while numpy's BLAS threads spin, it copies alone."""
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "_blas_spins_until", 0.0)
+    requests = count_worker_requests(monkeypatch)
+    src = np.random.default_rng(5).standard_normal(buffers.SPLIT_COPY + 3)
+    out = buffers.copy(src)
+    assert len(requests) == 1 and out.dtype == src.dtype and not np.shares_memory(out, src)
+    np.testing.assert_array_equal(out, src)
+    narrow = np.full(src.shape[0] + 2, np.nan, np.float32)
+    buffers.copy_into(narrow[1:-1], src)
+    np.testing.assert_array_equal(narrow[1:-1], src.astype(np.float32))
+    assert np.isnan(narrow[0]) and np.isnan(narrow[-1])
+    # on the worker thread, its own second half would wait behind it: taken back, not awaited
+    on_worker = sweeps._worker().submit(buffers.copy, src).result(timeout=60)
+    np.testing.assert_array_equal(on_worker, src)
+    # the small ones, and any while BLAS spins, on the calling thread alone
+    requests.clear()
+    np.testing.assert_array_equal(buffers.copy(src[:buffers.SPLIT_COPY - 1]), src[:buffers.SPLIT_COPY - 1])
+    monkeypatch.setattr(core, "_blas_spins_until", float("inf"))
+    np.testing.assert_array_equal(buffers.copy(src), src)
+    assert requests == []

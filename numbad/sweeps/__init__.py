@@ -401,7 +401,7 @@ def _seed(tape, adj, adj_set, node, v, L):
 
 def _read(arena, lo, n):
     """A result out of a sweep arena, as a copy: the arena goes back to the buffer cache."""
-    return arena[lo:lo + n].copy()
+    return buffers.copy(arena[lo:lo + n])
 
 
 def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
@@ -441,7 +441,7 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
             g.reverse_lanes(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace(), L)
         else:
             g.reverse(ops, off, size, ip, vals, adj, adj_set, varying, begin, end, workspace())
-    result = [adj[noff[n] * L:(noff[n] + nsize[n]) * L].copy() if adj_set[n] and varying[n] else None
+    result = [_read(adj, noff[n] * L, nsize[n] * L) if adj_set[n] and varying[n] else None
               for n in input_nodes]
     if adj.shape[0] >= buffers.MIN_FLOATS:      # (a small one would be kept in place of the tape's
         buffers.give(adj)                        # arena, which the call releases next)

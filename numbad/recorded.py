@@ -29,13 +29,14 @@ from .functional._common import (FLOAT_DTYPES, Call, as_input_tuple, as_output_t
 from .ops import BY_CODE, OPS
 from .ops.validate import validate_tape_arrays
 from .sweeps import executor, interpreters, workspace
-from .tensor.core import Tensor
+from .tensor.core import Tensor, _is_contiguous
 
 __all__ = ["BranchChanged", "Tape", "record"]
 
 FORMAT_VERSION = 1
 MAX_BRANCHES = 64          # retraced branches kept per tape (least recently used go first)
 MAX_LANES = 256            # cotangents/tangents per batched sweep in jacobian()
+_GATHER, _VIEW = OPS["gather"].code, OPS["view"].code
 _GUARD_KIND = {"truth": 0, "value": 1}
 
 
@@ -197,8 +198,10 @@ class Branch:
 
     def _tile_plan(self):
         """For a large tape of the tiled sweeps' form (``sweeps._reverse_in_tiles``: the sum of
-        elementwise ops over large arrays, here without guards), the tiles of its forward
-        replay; ``False`` for any other tape. Made once."""
+        elementwise ops over large arrays and contiguous reads of them, here without guards),
+        ``(ops, node_off, one-element rows, other rows, tiles)``: the tape's arrays with those
+        reads as views (:meth:`_views_for_tiles`), and the tiles of its forward replay;
+        ``False`` for any other tape. Made once."""
         plan = self._tiles
         if plan is None:
             plan = self._tiles = self._make_tile_plan() or False
@@ -213,14 +216,19 @@ class Branch:
         if (kinds[last[0]] != 3 or last[1] != self.out_nodes[0] or size[last[1]] != 1
                 or size[last[2]] < sweeps.TILED_MIN):
             return None
+        ops, off = self._views_for_tiles()
+        if ops is None:
+            return None
         rows = ops[:-1]
-        if not np.all(kinds[rows[:, 0]] == 1):             # elementwise (and comparisons) alone
+        row_kinds = kinds[rows[:, 0]]
+        if not np.all((row_kinds == 1) | (row_kinds == 2)):     # elementwise (and comparisons), views
             return None
         nodes = rows[:, 1:5]
         used = nodes >= 0
         sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
+        elementwise = row_kinds == 1
         if not (np.all((sizes == 1) | (sizes >= sweeps.TILED_MIN))
-                and np.all((sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
+                and np.all(~elementwise[:, None] | (sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
             return None
         # An op of one-element operands makes a one-element value: those run first, once (they
         # read no large value); the others run tile by tile, every large node's range moving
@@ -230,16 +238,38 @@ class Branch:
         los = np.arange(0, sizes.max(), sweeps.TILE)[:, None]
         tile_offs = off + big * los
         tile_sizes = np.where(big, np.clip(size - los, 0, sweeps.TILE), size)
-        return (np.ascontiguousarray(rows[scalar]), np.ascontiguousarray(rows[~scalar]),
+        return (ops, off, np.ascontiguousarray(rows[scalar]), np.ascontiguousarray(rows[~scalar]),
                 list(zip(tile_offs, tile_sizes)))
+
+    def _views_for_tiles(self):
+        """``(ops, node_off)`` for the tiled sweeps: each large gather reading a contiguous run
+        of a node that no op writes (``x[1:]`` of an input: ``nb.record`` records gathers, as the
+        ensemble and GPU replays know no views) becomes a view, its node moved onto that run,
+        as on an eager tape; ``(None, None)`` where a gather remains (strided, broadcast, of a
+        computed node or of one element), since the tiles would not hold it."""
+        ops, off, size, ip = self.ops, self.node_off, self.node_size, self.ip
+        gathers = np.flatnonzero(ops[:-1, 0] == _GATHER)
+        if not gathers.shape[0]:
+            return ops, off
+        ops, off = ops.copy(), off.copy()
+        written = set(ops[:, 1].tolist())
+        for k in gathers.tolist():
+            y, a, ia = int(ops[k, 1]), int(ops[k, 2]), int(ops[k, 5])
+            nd = int(ip[ia])
+            shape, strides = ip[ia + 1:ia + 1 + nd].tolist(), ip[ia + 1 + nd:ia + 1 + 2 * nd].tolist()
+            if a in written or size[y] < sweeps.TILED_MIN or not _is_contiguous(shape, strides):
+                return None, None
+            ops[k, 0] = _VIEW
+            off[y] = off[a] + ip[ia + 1 + 2 * nd]
+        return ops, off
 
     def _tiled_forward(self, x, keep=False):
         """:meth:`forward` of a tape with a :meth:`_tile_plan`: the values of each tile stay
         in the processor's cache from op to op, and two threads take the tiles. The same
         operations on the same values as the plain replay. ``keep``: return the arena."""
         g = interpreters()
-        scalar_rows, big_rows, tiles = self._tile_plan()
-        off, size, ip = self.node_off, self.node_size, self.ip
+        ops, off, scalar_rows, big_rows, tiles = self._tile_plan()
+        size, ip = self.node_size, self.ip
         vals = buffers.take(self.arena_size, self.template.dtype)
         fill, template = self.fill, self.template
         for k in range(0, fill.shape[0], 2):
@@ -255,7 +285,6 @@ class Branch:
                 g.forward(big_rows, tile_off, tile_size, ip, vals, 0, n_big, ws)
 
         _in_two_halves(run, tiles)
-        ops = self.ops
         g.forward(ops, off, size, ip, vals, ops.shape[0] - 1, ops.shape[0], workspace())
         y = int(self.out_nodes[0])
         out = vals[off[y]:off[y] + 1].copy()
@@ -278,7 +307,8 @@ class Branch:
         """:meth:`vjp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
         tiled reverse sweep on two threads, as an eager ``nb.vjp`` sweeps it."""
         g = interpreters()
-        ops, off, size = self.ops, self.node_off, self.node_size
+        ops, off, _, _, _ = self._tile_plan()
+        size = self.node_size
         n, y = off.shape[0], int(self.out_nodes[0])
         status, vals, out = self._tiled_forward(x, keep=True)
         adj = buffers.take(self.arena_size, self.template.dtype)
@@ -307,8 +337,8 @@ class Branch:
         tangent sweep in the same tiles on two threads (each with its own varying flags, which
         the sweep writes), and the sum's tangent last, over the whole arrays."""
         g = interpreters()
-        scalar_rows, big_rows, tiles = self._tile_plan()
-        ops, off, size, ip = self.ops, self.node_off, self.node_size, self.ip
+        ops, off, scalar_rows, big_rows, tiles = self._tile_plan()
+        size, ip = self.node_size, self.ip
         status, vals, out = self._tiled_forward(x, keep=True)
         tan = buffers.take(self.arena_size, self.template.dtype)
         self._put_inputs(tan, t)

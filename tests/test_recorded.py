@@ -745,3 +745,52 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
         assert grads[1].shape == (n,) and not grads[1].any()
         if a_is_input:
             np.testing.assert_allclose(grads[2], 2 * np.sum(np.log1p((x + 0.1) ** 2)) * 2 * 0.5, rtol=1e-12)
+
+
+def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):
+    """``nb.record`` records ``x[1:]`` as a gather (the ensemble and GPU replays know no
+    views); the tiled replay reads such contiguous runs of an input as views, as the eager
+    tape does: Rosenbrock's replay then takes the tiles, its value is the plain replay's and
+    its gradient nb.vjp's, bit for bit (arithmetic alone: the same operations in the same
+    order), and the closed form's. A strided read, or one of a computed array, keeps the
+    plain replay."""
+    from numbad import sweeps
+    from numbad.ops import OPS
+    taken = []
+    real = sweeps._reverse_in_tiles
+
+    def spy(*args, **kwargs):
+        taken.append(real(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(sweeps, "_reverse_in_tiles", spy)
+
+    def rosenbrock(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    n = 3 * sweeps.TILED_MIN + 7
+    x = rng.uniform(-1.0, 1.0, n)
+    tape = nb.record(rosenbrock, x)
+    branch = tape.branches[0]
+    assert branch._tile_plan() and (branch.ops[:, 0] == OPS["gather"].code).sum() == 2
+    moved = x + 0.01
+    out, grad = tape.vjp(moved, np.array(1.5))
+    assert taken == [True]
+    tangent = rng.standard_normal(n)
+    value, jv = tape.jvp(moved, tangent)
+    _, eager = nb.vjp(rosenbrock, moved, np.array(1.5))
+    np.testing.assert_array_equal(grad, eager)
+    closed = np.zeros(n)
+    closed[1:] += 200.0 * (moved[1:] - moved[:-1] ** 2)
+    closed[:-1] += -400.0 * moved[:-1] * (moved[1:] - moved[:-1] ** 2) - 2.0 * (1.0 - moved[:-1])
+    np.testing.assert_allclose(grad, 1.5 * closed, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(branch, "_tiles", False)                   # the plain replay
+    plain_out, plain_grad = tape.vjp(moved, np.array(1.5))
+    assert out == value == plain_out == tape(moved)
+    np.testing.assert_allclose(grad, plain_grad, rtol=1e-13, atol=1e-13)
+    assert jv == tape.jvp(moved, tangent)[1]
+    np.testing.assert_allclose(jv, np.dot(closed, tangent), rtol=1e-10)
+    for f in (lambda x: np.sum(x[:-1:2] * x[1::2]), lambda x: np.sum(np.exp((2.0 * x)[1:]) * x[:-1])):
+        other = nb.record(f, x)
+        assert not other.branches[0]._tile_plan()
+        np.testing.assert_allclose(other.vjp(moved, 1.0)[1], nb.vjp(f, moved)[1], rtol=1e-12, atol=1e-12)

@@ -189,6 +189,33 @@ def test_waiting_values_in_any_layout_land_in_c_order():
         np.testing.assert_array_equal(tape.value(n), v)
 
 
+def test_large_waiting_values_are_written_one_by_one_where_their_nodes_say():
+    # waiting values of FLUSH_EACH elements or more on average are copied one by one (not
+    # joined), in any layout, and a recording of such values holds each where its node says
+    from numbad.tape import FLUSH_EACH, Recording
+    from numbad.tensor.core import _push
+    tape = Recording(np.float64)
+    rng = np.random.default_rng(3)
+    m = rng.standard_normal((40, FLUSH_EACH // 20))
+    values = [rng.standard_normal(FLUSH_EACH + 3), m.T, m[:, ::2], rng.standard_normal((3, FLUSH_EACH))]
+    nodes = [_push(tape, v, v.size, v.shape, 1, 0)._node for v in values]
+    assert tape.top - tape.pending_from >= FLUSH_EACH * len(tape.pending)
+    tape.flush()
+    for v, n in zip(values, nodes):
+        np.testing.assert_array_equal(tape.value(n), v)
+
+    def f(made, x):
+        y = np.sin(x) * 2.0
+        z = np.exp(-y) + y * x
+        made += [y, z]
+        return np.sum(z * z)
+    n = 3 * FLUSH_EACH
+    assert n < tape_module.BIG                  # (small values: they wait)
+    call, made = _record(f, rng.standard_normal(n))
+    _assert_arena_holds(call, made + list(call.inputs))
+    finish(call)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_python_number_operands_give_numpys_values_to_the_bit(dtype):
     # a float64 tape computes with a Python number as a 0-d float64 array (Recording.const):

@@ -277,7 +277,16 @@ def _into_arena(tape, op, vals, nodes):
             # later matrix-vector product adds in another order than on the arena's C order:
             # the result is numpy's own array, as for a small value
             return None
-    shape = np.broadcast_shapes(*(np.shape(v) for v in vals))
+    shape = None
+    for v in vals:          # (operands of one shape, the common case: np.broadcast_shapes is slow)
+        if isinstance(v, _ND) and v.ndim:
+            if shape is None:
+                shape = v.shape
+            elif v.shape != shape:
+                shape = None
+                break
+    if shape is None:
+        shape = np.broadcast_shapes(*(np.shape(v) for v in vals))
     if np.result_type(*vals) != tape.dtype or op.dtype_out == "bool":
         return None
     key = (op.code, tape.dtype, *nodes)

@@ -118,3 +118,18 @@ def test_interleaved_ratios_run():
     ours, theirs = interleaved.measure("seed", blocks=3, calls=2)
     assert len(ours) == len(theirs) == 3
     assert all(0.0 < t < 1.0 for t in ours + theirs)
+
+
+def test_the_size_scan_runs(capsys):
+    """``benchmarks/sizes.py`` times nb.vjp, tape.vjp and PyTorch's vjp at each size."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sizes
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    sizes.main(["--seconds", "0.001", "--sizes", "10", "20000"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["rosenbrock", "  n =       10", "  n =    20000",
+                                                       "elementwise", "  n =       10", "  n =    20000"]
+    assert all("nb.vjp" in line and "PyTorch" in line for line in lines if line.startswith("  n"))

@@ -15,7 +15,7 @@ machine compiles them in half the time. Later processes load the cache
 (``__pycache__`` beside numbad's sources) in well under a second.
 
 With more than two jobs (the default on a machine of more than two cores and
-3 GiB of memory or more: a process takes up to 1.3 GB),
+4.5 GiB of memory or more: a process takes up to 1.3 GB, and each job is given 1.5 GiB),
 each large interpreter of each dtype (:data:`SPLIT`) first compiles in a
 process of its own, ``jobs`` at a time; the two workloads then link them from
 the cache. A machine of many cores then waits about as long as the largest

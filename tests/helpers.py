@@ -77,6 +77,20 @@ def same_error(nb_call, torch_call):
     assert str(info.value) == norm(tmsg), (str(info.value), tmsg)
 
 
+def record_tiled_reverses(monkeypatch):
+    """A list that grows by what each call of the tiled reverse sweep returns
+    (``sweeps._reverse_in_tiles``: ``True`` where it swept the tape in tiles)."""
+    from numbad import sweeps
+    ran = []
+    original = sweeps._reverse_in_tiles
+
+    def recording(*args, **kwargs):
+        ran.append(original(*args, **kwargs))
+        return ran[-1]
+    monkeypatch.setattr(sweeps, "_reverse_in_tiles", recording)
+    return ran
+
+
 def count_worker_requests(monkeypatch):
     """A list that grows by one each time numbad asks for its worker thread
     (``sweeps._worker``: a tiled sweep's second half, a split elementwise op)."""

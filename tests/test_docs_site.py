@@ -74,12 +74,17 @@ def test_public_name_has_a_runnable_example(name):
 
 
 # ----------------------------------------------------------------------------- performance
-def test_readme_headline_is_the_generated_one():
+def _benchmark(name):
+    """The script ``benchmarks/<name>.py`` as a module (its own imports find ``workloads``)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import report
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_readme_headline_is_the_generated_one():
+    report = _benchmark("report")
     headline = (DOCS / "performance" / "headline.md").read_text()
     assert report.readme_section(ROOT / "README.md") == headline, (
         "README.md's performance table is not docs/performance/headline.md: run "
@@ -91,11 +96,7 @@ def test_readme_headline_is_the_generated_one():
 def test_report_runs(tmp_path):
     """``benchmarks/report.py --quick`` writes every file the Performance page includes."""
     pytest.importorskip("matplotlib")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import report
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    report = _benchmark("report")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\nrest\n")
     assert report.main(["--quick", "--no-startup", "--systems", "numpy,numbad,numbad_tape",
@@ -110,11 +111,7 @@ def test_report_runs(tmp_path):
 def test_interleaved_ratios_run():
     """``benchmarks/interleaved.py`` alternates numbad's and PyTorch's blocks of calls."""
     pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import interleaved
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    interleaved = _benchmark("interleaved")
     ours, theirs = interleaved.measure("seed", blocks=3, calls=2)
     assert len(ours) == len(theirs) == 3
     assert all(0.0 < t < 1.0 for t in ours + theirs)
@@ -123,11 +120,7 @@ def test_interleaved_ratios_run():
 def test_the_size_scan_runs(capsys):
     """``benchmarks/sizes.py`` times nb.vjp, tape.vjp and PyTorch's vjp at each size."""
     pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import sizes
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    sizes = _benchmark("sizes")
     sizes.main(["--seconds", "0.001", "--sizes", "10", "20000"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["rosenbrock", "  n =       10", "  n =    20000",

@@ -11,7 +11,7 @@ import torch
 
 import numbad as nb
 
-from helpers import assert_close
+from helpers import assert_close, record_tiled_reverses
 
 rng = np.random.default_rng(3)
 W = rng.standard_normal((4, 4))
@@ -698,14 +698,7 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
     one-element input (ops on it run once, before the tiles; the reverse sweep is then the
     plain one) its gradient."""
     from numbad import sweeps
-    taken = []
-    real = sweeps._reverse_in_tiles
-
-    def spy(*args, **kwargs):
-        taken.append(real(*args, **kwargs))
-        return taken[-1]
-
-    monkeypatch.setattr(sweeps, "_reverse_in_tiles", spy)
+    taken = record_tiled_reverses(monkeypatch)
 
     def f(x, y, a):
         return np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2) * (a * a + 1.0))
@@ -756,14 +749,7 @@ def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):
     plain replay."""
     from numbad import sweeps
     from numbad.ops import OPS
-    taken = []
-    real = sweeps._reverse_in_tiles
-
-    def spy(*args, **kwargs):
-        taken.append(real(*args, **kwargs))
-        return taken[-1]
-
-    monkeypatch.setattr(sweeps, "_reverse_in_tiles", spy)
+    taken = record_tiled_reverses(monkeypatch)
 
     def rosenbrock(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)

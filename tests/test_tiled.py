@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import numbad as nb
-from helpers import count_worker_requests, torch_vjp
+from helpers import count_worker_requests, record_tiled_reverses, torch_vjp
 from numbad import buffers, sweeps
 from numbad.tensor import core
 
@@ -31,15 +31,7 @@ def tiles(monkeypatch):
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
     monkeypatch.setattr(sweeps, "THREADS", 2)         # (whatever this machine's cores)
-    ran = []
-    original = sweeps._reverse_in_tiles
-
-    def recording(*args):
-        done = original(*args)
-        ran.append(done)
-        return done
-    monkeypatch.setattr(sweeps, "_reverse_in_tiles", recording)
-    return ran
+    return record_tiled_reverses(monkeypatch)
 
 
 def _untiled(monkeypatch, f, inputs, v=None):
@@ -170,13 +162,7 @@ def test_the_default_tiles_on_two_threads(monkeypatch):
     monkeypatch.setattr(sweeps, "THREADS", 2)
     monkeypatch.setattr(core, "SPLIT_NS", float("inf"))       # (the forward's ops: one thread)
     submitted = count_worker_requests(monkeypatch)
-    ran = []
-    original = sweeps._reverse_in_tiles
-
-    def recording(*args):
-        ran.append(original(*args))
-        return ran[-1]
-    monkeypatch.setattr(sweeps, "_reverse_in_tiles", recording)
+    ran = record_tiled_reverses(monkeypatch)
     f = CASES[0][1]
     x = RNG.uniform(-1.0, 1.0, 3 * sweeps.TILED_MIN + 7)
     assert len(x) > 8 * sweeps.TILE

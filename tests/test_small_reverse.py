@@ -138,3 +138,74 @@ def test_the_general_sweep_serves_what_the_one_call_cannot(monkeypatch):
     _, g = nb.vjp(lambda x: np.sum(x * 3.0), big)
     np.testing.assert_array_equal(g, np.full(big.shape, 3.0))
     assert not taken
+
+
+def _general_handling(monkeypatch, run):
+    """``run()`` through ``nb.vjp``'s shortcut for the common call (checked to be taken), then
+    with the shortcut refused, so that the general argument handling serves the same call."""
+    from numbad.functional import vjp as vjp_module
+    handled = []
+    as_output_tuple = vjp_module.as_output_tuple
+
+    def spy(*args):
+        handled.append(args)
+        return as_output_tuple(*args)
+
+    with monkeypatch.context() as m:
+        m.setattr(vjp_module, "as_output_tuple", spy)
+        short = run()
+    assert not handled, "the shortcut was not taken"
+    with monkeypatch.context() as m:
+        m.setattr(vjp_module, "_common_seed", lambda *_: None)
+        m.setattr(vjp_module, "as_output_tuple", spy)
+        general = run()
+    assert handled
+    return short, general
+
+
+@pytest.mark.parametrize("case", ["seed", "tuple of one", "two inputs", "float32", "0-d, v=None",
+                                  "0-d float32, v=None"])
+def test_the_common_call_shortcut_gives_what_the_general_handling_gives(monkeypatch, case):
+    x = RNG.uniform(size=(4, 4))
+    f, inputs, v = (lambda x: x.exp().sum(dim=1)), x, RNG.uniform(size=4)
+    if case == "tuple of one":
+        inputs = (x,)
+    elif case == "two inputs":
+        f, inputs, v = (lambda x, w: np.tanh(x @ w)), (x, RNG.uniform(size=(4, 2))), RNG.uniform(size=(4, 2))
+    elif case == "float32":
+        inputs, v = x.astype(np.float32), v.astype(np.float32)
+    elif case.startswith("0-d"):
+        f, v = (lambda x: np.sum(np.sin(x) * x)), None
+        if "float32" in case:
+            inputs = x.astype(np.float32)
+    short, general = _general_handling(monkeypatch, lambda: nb.vjp(f, inputs, v))
+    _same(short[0], general[0])
+    assert type(short[1]) is type(general[1])
+    _same(short[1], general[1])
+    tin = tuple(torch.tensor(a) for a in (inputs if isinstance(inputs, tuple) else (inputs,)))
+    tf = {"seed": lambda x: x.exp().sum(dim=1), "two inputs": lambda x, w: torch.tanh(x @ w)}.get(
+        case, (lambda x: torch.sum(torch.sin(x) * x)) if case.startswith("0-d") else (lambda x: x.exp().sum(dim=1)))
+    tout, tg = torch.autograd.functional.vjp(tf, tin, None if v is None else torch.tensor(v))
+    rtol = 1e-6 if "float32" in case else 1e-14
+    np.testing.assert_allclose(short[0], tout.numpy(), rtol=rtol)
+    for g, t in zip(short[1] if isinstance(short[1], tuple) else (short[1],), tg):
+        assert g.dtype == t.numpy().dtype
+        np.testing.assert_allclose(g, t.numpy(), rtol=rtol)
+
+
+def test_the_shortcut_keeps_strict_and_what_it_does_not_serve(monkeypatch):
+    a, b = RNG.uniform(size=3), RNG.uniform(size=3)
+    with pytest.raises(RuntimeError, match="independent of input 1"):
+        nb.vjp(lambda a, b: a * a, (a, b), np.ones(3), strict=True)
+    with pytest.raises(RuntimeError, match="Output 0 of the user-provided function does not require"):
+        nb.vjp(lambda a: a.detach() * 2.0, a, np.ones(3), strict=True)
+    # a v of another shape, an integer v, a 0-d output given an array v: the general handling
+    with pytest.raises(RuntimeError, match=r"v has invalid size: should be \(3,\) but got \(2,\)"):
+        nb.vjp(lambda a: a * a, a, np.ones(2))
+    _, g = nb.vjp(lambda a: a * a, a, np.arange(3))
+    np.testing.assert_array_equal(g, 2 * a * np.arange(3))
+    _, g = nb.vjp(lambda a: np.sum(a * a), a, np.array(2.0))
+    np.testing.assert_allclose(g, 4 * a, rtol=1e-15)
+    # a constant output: zeros, as PyTorch gives
+    out, g = nb.vjp(lambda a: np.ones(3), a, np.ones(3))
+    np.testing.assert_array_equal(g, np.zeros(3))

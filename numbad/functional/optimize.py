@@ -14,13 +14,16 @@ import numpy as np
 
 from .. import sweeps
 from ..tape import current_tape
-from ._common import (Call, as_input_tuple, as_output_tuple, finish, output_node, plain, value_shape,
-                      value_size)
+from ..tensor.core import _SCALAR_FLOATS, Tensor
+from ._common import (_F32, _F64, Call, as_input_tuple, as_output_tuple, finish, output_node, plain,
+                      value_shape, value_size)
 from .hessian import Gradient, hvp
 from .vjp import vjp
 
 
 def _point(x, fn):
+    if type(x) is np.ndarray and (x.dtype is _F64 or x.dtype is _F32):
+        return (x,)
     if isinstance(x, tuple):
         raise TypeError(f"The x given to the function made by {fn} must be an array or a Python float, "
                         "not a tuple: it differentiates its first argument only.")
@@ -31,6 +34,8 @@ def _point(x, fn):
 
 
 def _scalar(y, fn):
+    if type(y) is Tensor and type(y._v) in _SCALAR_FLOATS:      # (the common case: a 0-d Tensor)
+        return y
     is_tuple, outs = as_output_tuple(y, fn)
     if is_tuple or value_size(outs[0]) != 1:
         what = f"a tuple of {len(outs)}" if is_tuple else f"an array of shape {value_shape(outs[0])}"
@@ -69,7 +74,8 @@ def _value_and_grad(func, x, args, fn):
         g = np.zeros(value_shape(x), x.dtype)
     else:
         g = g.reshape(value_shape(x)).astype(x.dtype, copy=False)
-    value = float(np.reshape(plain(y), ()))
+    yv = plain(y)
+    value = float(yv) if type(yv) in _SCALAR_FLOATS else float(np.reshape(yv, ()))   # (np.reshape: 1 us)
     del y
     finish(call)
     return value, g

@@ -48,8 +48,8 @@ SPLIT = {"reverse_batch": (True,), "reverse": (False, True), "tangent_batch": (T
 #: The second round: the other functions Python calls, which link the interpreters above from the
 #: cache (about 10 s each). ``tests/test_compile_cache.py`` holds both tables to the signatures
 #: that the workloads compile.
-ENTRY_POINTS = ("reverse_inputs", "vjp_one", "vjp_lanes", "jvp_one", "jvp_lanes", "forward_one", "batch_vjp",
-                "batch_jvp", "batch_vjp_rows", "batch_jvp_rows", "mark_varying")
+ENTRY_POINTS = ("reverse_inputs", "tangent_inputs", "vjp_one", "vjp_lanes", "jvp_one", "jvp_lanes", "forward_one",
+                "batch_vjp", "batch_jvp", "batch_vjp_rows", "batch_jvp_rows", "mark_varying")
 
 
 def _serialize_cache_writes():
@@ -97,7 +97,7 @@ def _workload(dtype):
     nb.vjp(lambda x, A: (g(x, A), x), inputs, (x, x))     # two seeds: the general reverse sweep
     for fn in (f, h):
         nb.vjp(fn, inputs)                                # one seed, a small tape: reverse_inputs
-        nb.jvp(fn, inputs, (x, A))
+        nb.jvp(fn, inputs, (x, A))                        # one output, a small tape: tangent_inputs
         nb.hvp(lambda x: fn(x, A), x, x)
     for strategy in ("reverse-mode", "forward-mode"):
         nb.jacobian(g, inputs, vectorize=True, strategy=strategy)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import sweeps
 from ..tensor.backward import backward
+from ..tensor.core import Tensor
 from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
                       check_outputs_require_grad, const_tensor, cut, default_v, detach_value, finish,
                       graph_outputs, output_node, plain, postprocess, reaches, recorded, result_dtype, seed_tensor,
@@ -44,6 +45,19 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     call = Call(inputs, create_graph)
     tape = call.tape
     outputs = call.run(func)
+    if (type(outputs) is Tensor and outputs._tape is tape and not (create_graph or strict or tape.replayable)
+            and sweeps.fits_reverse_inputs(tape, call.input_nodes)):
+        # the common call on a small tape: one compiled call for the tangent sweep (what the
+        # general code below does for one output Tensor)
+        p, _ = sweeps.tangent_inputs(tape, tape.n_ops, len(inputs), outputs._node, _flat(v, tape.dtype))
+        yv = outputs._v
+        p = p.reshape(yv.shape)                     # (a 0-d value is a numpy scalar: shape ())
+        if p.dtype is not yv.dtype:
+            p = p.astype(result_dtype(outputs, tape), copy=False)
+        out = detach_value(outputs)
+        del outputs
+        finish(call)
+        return out, p
     is_outputs_tuple, outputs = as_output_tuple(outputs, "jvp")
     end = tape.n_ops
     check_outputs_require_grad(call, outputs, strict)
@@ -94,6 +108,17 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         del outputs
         finish(call)
     return postprocess(outs, is_outputs_tuple), postprocess(result, is_outputs_tuple)
+
+
+def _flat(v, dtype):
+    """The tangents ``v`` (validated: one per input, of its shape) end to end, as one flat,
+    C-contiguous, writable array of ``dtype`` (what ``sweeps.tangent_inputs`` reads)."""
+    if len(v) == 1:
+        t = plain(v[0])
+        if not (type(t) is np.ndarray and t.dtype is dtype and t.flags.carray):
+            t = np.array(t, dtype)
+        return t.reshape(-1)
+    return np.concatenate([np.ravel(plain(t)) for t in v], dtype=dtype, casting="unsafe")
 
 
 class DoubleBackward:

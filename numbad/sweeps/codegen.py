@@ -614,7 +614,7 @@ OUTLINE_LINES = 160
 
 #: The interpreters' array parameters, borrowed on entry (:func:`numbad.sweeps.kernels.borrowed`).
 ARRAY_PARAMS = ("ops", "node_off", "node_size", "ip", "vals", "adj", "adj_set", "varying", "tan", "src",
-                "src_set", "ws", "v", "grad")
+                "src_set", "ws", "v", "grad", "t", "tan_flat")
 
 
 def _borrow(sig):
@@ -802,6 +802,30 @@ def _interpreters(ops):
                 "            continue"] + _indent(LOOP_HEAD[1:], 8)
         out += _indent(_dispatch(diff_ops, lambda op: _branch_tangent(op, lanes, loops[name].get(op.code))),
                            8) + [""]
+    # the tangent sweep of a small eager jvp, in one call from Python
+    sig = "ops, node_off, node_size, ip, vals, begin, end, ws, k, t, y, tan_flat"
+    out += ["@_interp", f"def tangent_inputs({sig}):",
+            '    """``tangent`` from the tangents ``t`` of nodes ``0 .. k-1`` (a fresh tape\'s inputs, end',
+            "    to end) to node ``y``, with flags and a tangent arena of its own. ``tan_flat`` receives",
+            "    ``y``'s tangent, zeros if ``y`` does not depend on the inputs; returns whether it does.",
+            "",
+            "    For a small tape this one call replaces the numpy calls that preparing ``tangent``'s",
+            '    arrays and reading its result take from Python (``sweeps.tangent_inputs``)."""',
+            *_borrow(sig),
+            "    varying = np.zeros(node_off.shape[0], np.bool_)",
+            "    tan = np.empty(vals.shape[0], vals.dtype)",
+            "    p = 0",
+            "    for j in range(k):",
+            "        varying[j] = True",
+            "        lo = node_off[j]",
+            "        for i in range(node_size[j]):",
+            "            tan[lo + i] = t[p + i]",
+            "        p += node_size[j]",
+            "    tangent(ops, node_off, node_size, ip, vals, tan, varying, begin, end, ws)",
+            "    lo = node_off[y]",
+            "    for i in range(node_size[y]):",
+            "        tan_flat[i] = tan[lo + i] if varying[y] else 0.0",
+            "    return varying[y]", ""]
     # second order (forward over reverse)
     out += ["@_interp",
             "def second_order(ops, node_off, node_size, ip, vals, tan, adj, adj_set, src, src_set, varying, "

@@ -103,3 +103,38 @@ def count_worker_requests(monkeypatch):
         return worker()
     monkeypatch.setattr(sweeps, "_worker", counting)
     return requests
+
+
+def record_calls(monkeypatch, owner, name):
+    """A list that grows by the arguments of each call of ``owner.name``, which still runs."""
+    calls = []
+    original = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(owner, name, recording)
+    return calls
+
+
+def one_call_and_general(monkeypatch, run, one_call):
+    """``run()`` on a one-call sweep (``sweeps.<one_call>``, checked to be taken), then on the
+    general path (``fits_reverse_inputs`` refusing every tape, and the one-call sweep not taken)."""
+    from numbad import sweeps
+    with monkeypatch.context() as m:
+        calls = record_calls(m, sweeps, one_call)
+        fast = run()
+    assert calls, f"the one-call sweep {one_call} was not taken"
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "fits_reverse_inputs", lambda *_: False)
+        calls = record_calls(m, sweeps, one_call)
+        general = run()
+    assert not calls
+    return fast, general
+
+
+def same_bits(a, b):
+    """``a`` and ``b`` (arrays, or tuples of them) have the same types, dtypes, shapes and bytes."""
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        assert type(x) is type(y) and x.dtype == y.dtype and x.shape == y.shape
+        assert x.tobytes() == y.tobytes()

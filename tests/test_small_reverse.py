@@ -10,41 +10,21 @@ import pytest
 import torch
 
 import numbad as nb
+from helpers import one_call_and_general, record_calls, same_bits
 from numbad import sweeps
 
 RNG = np.random.default_rng(7)
 
 
 def _both_ways(monkeypatch, run):
-    """``run()`` on the one-call path (checked to be taken), then on the general path."""
-    calls = []
-    one_call = sweeps.reverse_inputs
-
-    def spy(*args):
-        calls.append(args)
-        return one_call(*args)
-
-    with monkeypatch.context() as m:
-        m.setattr(sweeps, "reverse_inputs", spy)
-        fast = run()
-    assert calls, "the one-call sweep was not taken"
-    with monkeypatch.context() as m:
-        m.setattr(sweeps, "fits_reverse_inputs", lambda *_: False)
-        general = run()
-    return fast, general
-
-
-def _same(a, b):
-    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
-        assert type(x) is type(y) and x.dtype == y.dtype and x.shape == y.shape
-        assert x.tobytes() == y.tobytes()
+    return one_call_and_general(monkeypatch, run, "reverse_inputs")
 
 
 def test_the_seed_example(monkeypatch):
     x, v = RNG.uniform(size=(4, 4)), np.ones(4)
     fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: x.exp().sum(dim=1), x, v))
-    _same(fast[0], general[0])
-    _same(fast[1], general[1])
+    same_bits(fast[0], general[0])
+    same_bits(fast[1], general[1])
     np.testing.assert_array_equal(fast[1], np.exp(x))
 
 
@@ -55,7 +35,7 @@ def test_several_inputs_one_of_them_unused(monkeypatch):
         return np.sum(np.sin(a) @ b) + np.sum(a * a)
 
     fast, general = _both_ways(monkeypatch, lambda: nb.vjp(f, (a, b, c)))
-    _same(fast[1], general[1])
+    same_bits(fast[1], general[1])
     ga, gb, gc = fast[1]
     _, (ta, tb, tc) = torch.autograd.functional.vjp(
         lambda a, b, c: torch.sum(torch.sin(a) @ b) + torch.sum(a * a) + 0 * c.sum(),
@@ -88,7 +68,7 @@ def test_strict_names_the_input_no_cotangent_reached(monkeypatch):
 def test_any_v_numpy_accepts(monkeypatch, v):
     x = RNG.uniform(size=(2, 3))
     fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: np.tanh(x) * 2.0, x, v))
-    _same(fast[1], general[1])
+    same_bits(fast[1], general[1])
     np.testing.assert_allclose(fast[1], 2.0 * (1.0 - np.tanh(x) ** 2) * v, rtol=1e-15)
 
 
@@ -96,14 +76,14 @@ def test_float32_zero_d_and_identity(monkeypatch):
     x = np.float32(0.5) * np.ones((2, 2), np.float32)
     s = np.array(1.5)
     fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x, s: np.sum(x * x) * s, (x, s)))
-    _same(fast[1], general[1])
+    same_bits(fast[1], general[1])
     assert fast[1][0].dtype == np.float32 and fast[1][1].shape == ()
     np.testing.assert_allclose(fast[1][0], 2 * x * 1.5, rtol=1e-6)
     np.testing.assert_allclose(fast[1][1], np.sum(x * x), rtol=1e-6)
     # the output is the input itself: the seed is the gradient
     v = RNG.uniform(size=(2, 2))
     fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: x, RNG.uniform(size=(2, 2)), v))
-    _same(fast[1], general[1])
+    same_bits(fast[1], general[1])
     np.testing.assert_array_equal(fast[1], v)
 
 
@@ -115,7 +95,7 @@ def test_grad_for_scipy(monkeypatch):
 
     fast, general = _both_ways(monkeypatch, lambda: nb.value_and_grad(rosen)(x))
     assert fast[0] == general[0] == rosen(x)
-    _same(fast[1], general[1])
+    same_bits(fast[1], general[1])
     t = torch.tensor(x, requires_grad=True)
     torch.sum(100.0 * (t[1:] - t[:-1] ** 2) ** 2 + (1.0 - t[:-1]) ** 2).backward()
     np.testing.assert_allclose(fast[1], t.grad.numpy(), rtol=1e-14)
@@ -144,20 +124,13 @@ def _general_handling(monkeypatch, run):
     """``run()`` through ``nb.vjp``'s shortcut for the common call (checked to be taken), then
     with the shortcut refused, so that the general argument handling serves the same call."""
     from numbad.functional import vjp as vjp_module
-    handled = []
-    as_output_tuple = vjp_module.as_output_tuple
-
-    def spy(*args):
-        handled.append(args)
-        return as_output_tuple(*args)
-
     with monkeypatch.context() as m:
-        m.setattr(vjp_module, "as_output_tuple", spy)
+        handled = record_calls(m, vjp_module, "as_output_tuple")
         short = run()
     assert not handled, "the shortcut was not taken"
     with monkeypatch.context() as m:
         m.setattr(vjp_module, "_common_seed", lambda *_: None)
-        m.setattr(vjp_module, "as_output_tuple", spy)
+        handled = record_calls(m, vjp_module, "as_output_tuple")
         general = run()
     assert handled
     return short, general
@@ -166,26 +139,25 @@ def _general_handling(monkeypatch, run):
 @pytest.mark.parametrize("case", ["seed", "tuple of one", "two inputs", "float32", "0-d, v=None",
                                   "0-d float32, v=None"])
 def test_the_common_call_shortcut_gives_what_the_general_handling_gives(monkeypatch, case):
+    # each function in PyTorch's method spelling, which numbad's Tensor and torch.Tensor share
     x = RNG.uniform(size=(4, 4))
     f, inputs, v = (lambda x: x.exp().sum(dim=1)), x, RNG.uniform(size=4)
     if case == "tuple of one":
         inputs = (x,)
     elif case == "two inputs":
-        f, inputs, v = (lambda x, w: np.tanh(x @ w)), (x, RNG.uniform(size=(4, 2))), RNG.uniform(size=(4, 2))
+        f, inputs, v = (lambda x, w: (x @ w).tanh()), (x, RNG.uniform(size=(4, 2))), RNG.uniform(size=(4, 2))
     elif case == "float32":
         inputs, v = x.astype(np.float32), v.astype(np.float32)
     elif case.startswith("0-d"):
-        f, v = (lambda x: np.sum(np.sin(x) * x)), None
+        f, v = (lambda x: (x.sin() * x).sum()), None
         if "float32" in case:
             inputs = x.astype(np.float32)
     short, general = _general_handling(monkeypatch, lambda: nb.vjp(f, inputs, v))
-    _same(short[0], general[0])
+    same_bits(short[0], general[0])
     assert type(short[1]) is type(general[1])
-    _same(short[1], general[1])
+    same_bits(short[1], general[1])
     tin = tuple(torch.tensor(a) for a in (inputs if isinstance(inputs, tuple) else (inputs,)))
-    tf = {"seed": lambda x: x.exp().sum(dim=1), "two inputs": lambda x, w: torch.tanh(x @ w)}.get(
-        case, (lambda x: torch.sum(torch.sin(x) * x)) if case.startswith("0-d") else (lambda x: x.exp().sum(dim=1)))
-    tout, tg = torch.autograd.functional.vjp(tf, tin, None if v is None else torch.tensor(v))
+    tout, tg = torch.autograd.functional.vjp(f, tin, None if v is None else torch.tensor(v))
     rtol = 1e-6 if "float32" in case else 1e-14
     np.testing.assert_allclose(short[0], tout.numpy(), rtol=rtol)
     for g, t in zip(short[1] if isinstance(short[1], tuple) else (short[1],), tg):

@@ -11,43 +11,20 @@ import pytest
 import torch
 
 import numbad as nb
+from helpers import one_call_and_general, same_bits
 from numbad import sweeps
 
 RNG = np.random.default_rng(11)
 
 
 def _both_ways(monkeypatch, run):
-    """``run()`` on the one-call path (checked to be taken), then on the general path."""
-    calls = []
-    one_call = sweeps.tangent_inputs
-
-    def spy(*args):
-        calls.append(args)
-        return one_call(*args)
-
-    with monkeypatch.context() as m:
-        m.setattr(sweeps, "tangent_inputs", spy)
-        fast = run()
-    assert calls, "the one-call sweep was not taken"
-    general_calls = []
-    with monkeypatch.context() as m:
-        m.setattr(sweeps, "fits_reverse_inputs", lambda *_: False)
-        m.setattr(sweeps, "tangent_inputs", lambda *a: general_calls.append(a))
-        general = run()
-    assert not general_calls
-    return fast, general
-
-
-def _same(a, b):
-    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
-        assert type(x) is type(y) and x.dtype == y.dtype and x.shape == y.shape
-        assert x.tobytes() == y.tobytes()
+    return one_call_and_general(monkeypatch, run, "tangent_inputs")
 
 
 def test_the_seed_example(monkeypatch):
     x, u = RNG.uniform(size=(4, 4)), RNG.uniform(size=(4, 4))
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda x: x.exp().sum(dim=1), x, u))
-    _same(fast, general)
+    same_bits(fast, general)
     np.testing.assert_allclose(fast[1], np.sum(np.exp(x) * u, axis=1), rtol=1e-15)
 
 
@@ -59,7 +36,7 @@ def test_several_inputs_against_pytorch(monkeypatch):
         return np.tanh(A @ x) * x
 
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(f, (A, x, c), u))
-    _same(fast, general)
+    same_bits(fast, general)
     _, tjv = torch.func.jvp(lambda A, x, c: torch.tanh(A @ x) * x, tuple(map(torch.tensor, (A, x, c))),
                             tuple(map(torch.tensor, u)))
     np.testing.assert_allclose(fast[1], tjv.numpy(), rtol=1e-13)
@@ -74,7 +51,7 @@ def test_several_inputs_against_pytorch(monkeypatch):
 def test_any_v_numpy_accepts(monkeypatch, u):
     x = RNG.uniform(size=(2, 3))
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda x: np.tanh(x) * 2.0, x, u))
-    _same(fast, general)
+    same_bits(fast, general)
     np.testing.assert_allclose(fast[1], 2.0 * (1.0 - np.tanh(x) ** 2) * u, rtol=1e-15)
 
 
@@ -83,16 +60,16 @@ def test_float32_zero_d_numbers_and_identity(monkeypatch):
     s = np.array(1.5)
     u = (np.ones((2, 2), np.float32), np.array(2.0))
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda x, s: np.sum(x * x) * s, (x, s), u))
-    _same(fast, general)
+    same_bits(fast, general)
     np.testing.assert_allclose(fast[1], np.sum(2 * x) * 1.5 + np.sum(x * x) * 2.0, rtol=1e-6)
     # a Python float as the input and its tangent
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda t: t * t * 3.0, 2.0, 0.5))
-    _same(fast, general)
+    same_bits(fast, general)
     assert fast[1] == 6.0 and fast[1].shape == ()
     # the output is the input itself: the tangent is v
     x, u = RNG.uniform(size=(2, 2)), RNG.uniform(size=(2, 2))
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda x: x, x, u))
-    _same(fast, general)
+    same_bits(fast, general)
     np.testing.assert_array_equal(fast[1], u)
 
 
@@ -100,7 +77,7 @@ def test_an_output_of_no_input_has_a_zero_tangent(monkeypatch):
     x = RNG.uniform(-1, 1, 4)
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda x: np.where(x > 0, 1.0, 2.0) * 3.0, x,
                                                            np.ones(4)))
-    _same(fast, general)
+    same_bits(fast, general)
     np.testing.assert_array_equal(fast[1], np.zeros(4))
     assert fast[0].tolist() == np.where(x > 0, 3.0, 6.0).tolist()
 

@@ -15,21 +15,20 @@ import numpy as np
 from .. import sweeps
 from ..tape import current_tape
 from ..tensor.core import _SCALAR_FLOATS, Tensor
-from ._common import (_F32, _F64, Call, as_input_tuple, as_output_tuple, finish, output_node, plain,
+from ._common import (Call, as_input_tuple, as_output_tuple, finish, output_node, plain,
                       value_shape, value_size)
 from .hessian import Gradient, hvp
 from .vjp import vjp
 
 
 def _point(x, fn):
-    if type(x) is np.ndarray and (x.dtype is _F64 or x.dtype is _F32):
-        return (x,)
-    if isinstance(x, tuple):
-        raise TypeError(f"The x given to the function made by {fn} must be an array or a Python float, "
-                        "not a tuple: it differentiates its first argument only.")
-    if isinstance(x, (list, dict, str, bytes)) or x is None:
-        raise TypeError(f"The x given to the function made by {fn} must be a float32 or float64 array "
-                        f"or a Python float, not a {type(x).__name__}.")
+    if type(x) is not np.ndarray:           # (an array: as_input_tuple checks its dtype)
+        if isinstance(x, tuple):
+            raise TypeError(f"The x given to the function made by {fn} must be an array or a Python "
+                            "float, not a tuple: it differentiates its first argument only.")
+        if isinstance(x, (list, dict, str, bytes)) or x is None:
+            raise TypeError(f"The x given to the function made by {fn} must be a float32 or float64 "
+                            f"array or a Python float, not a {type(x).__name__}.")
     return as_input_tuple(x, fn)[1]
 
 

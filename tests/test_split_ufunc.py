@@ -212,6 +212,30 @@ def test_one_call_where_a_split_does_not_fit_or_pay(monkeypatch):
     assert len(submitted) == 2 and out.tobytes() == np.exp(x).tobytes()
 
 
+def test_a_split_decided_on_slow_first_timings_is_timed_again(monkeypatch):
+    # The first calls of a ufunc may write fresh memory (a new tape's arena) and so time its
+    # page faults too; every _RETIME-th call is timed again on one thread, and the least
+    # time decides: an op that does not pay for a split stops being split.
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "_ONE_THREAD_NS", {})
+    monkeypatch.setattr(core, "_blas_spins_until", 0.0)
+    monkeypatch.setattr(core, "SPLIT_NS", 10_000_000)     # (10 ms: far above an addition of 120,000)
+    submitted = count_worker_requests(monkeypatch)
+    x = RNG.standard_normal((400, 300))
+    out = np.empty_like(x)
+    timed = core._ONE_THREAD_NS[(np.add, out.dtype)] = [1000.0, core._TIMED]     # 1 µs an element
+    split_calls = core._RETIME - core._TIMED - 1
+    for _ in range(split_calls):
+        core._ufunc_into(np.add, [x, x], out)
+    assert len(submitted) == split_calls and timed == [1000.0, core._RETIME - 1]
+    core._ufunc_into(np.add, [x, x], out)                       # timed on one thread
+    assert len(submitted) == split_calls and timed[0] * x.size < core.SPLIT_NS
+    for _ in range(3):
+        core._ufunc_into(np.add, [x, x], out)
+    assert len(submitted) == split_calls and timed[1] == core._RETIME + 3
+    assert out.tobytes() == (x + x).tobytes()
+
+
 def test_one_call_while_blas_threads_spin_after_a_large_matrix_product(monkeypatch):
     # numpy's BLAS threads spin for a while after a product they shared, and a second
     # thread of ours would compete with them for the cores

@@ -648,7 +648,9 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     if not split:
         sweep(tiles, adj_set)
         return True
-    m = len(tiles) // 2
+    # the worker starts tens of microseconds late and the caller runs tile m - 1 after both
+    # halves: the caller takes tiles [0, m - 1), the worker as many or one fewer
+    m = len(tiles) // 2 + 1
     second_flags = adj_set.copy()
     second = _worker().submit(sweep, list(zip(tile_offs[m:] + windows * TILE, tile_sizes[m:])), second_flags)
     try:

@@ -8,6 +8,7 @@ row records how it was made. The functions here record one op of each kind;
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import types
 
@@ -346,10 +347,17 @@ SPLIT_NS = 200_000
 THREADED_GEMM = 1 << 18
 BLAS_SPIN_S = 0.1
 _blas_spins_until = 0.0
-#: (ufunc, dtype) -> [nanoseconds per element on one thread, the least of the first
-#: ``_TIMED`` large calls (a first call also pays for fresh memory), calls timed]
+#: (ufunc, dtype) -> [nanoseconds per element on one thread, the least of the calls timed;
+#: large calls seen]. The first ``_TIMED`` large calls of each ufunc, and every ``_RETIME``-th
+#: after them, run on one thread and are timed. A call that writes fresh memory (a new tape's
+#: arena) also pays for its pages: recording a tape at 3*10^4 elements timed a subtraction
+#: at 2.8 ns an element, ten times its cost, and without the later timings every later
+#: subtraction of 10^5 elements was split at a loss (``nb.vjp`` of the Rosenbrock sum at
+#: 10^5 took 2.2 ms instead of 1.3 ms). One call in ``_RETIME`` on one thread costs a split
+#: op a few percent at most.
 _ONE_THREAD_NS = {}
 _TIMED = 3
+_RETIME = 16
 
 
 def _ufunc_into(ufunc, vals, out):
@@ -358,8 +366,8 @@ def _ufunc_into(ufunc, vals, out):
 
     Each thread runs numpy's own loop over contiguous blocks of elements, cut at multiples
     of 64 elements, so every element gets the bits that one call gives it (the tests check
-    every numpy ufunc). Whether it pays is measured: the first large calls of
-    each ufunc run on one thread and are timed; and no op splits while numpy's BLAS
+    every numpy ufunc). Whether it pays is measured: some large calls of each ufunc run on
+    one thread and are timed (``_ONE_THREAD_NS``); and no op splits while numpy's BLAS
     threads spin after a large matrix product (``BLAS_SPIN_S``). Operands must be of the result's shape
     (C-contiguous) or single numbers; others (a broadcast row) take one call. A
     floating-point error (``log(0)``) is not reported from the blocks: where one occurred
@@ -368,15 +376,13 @@ def _ufunc_into(ufunc, vals, out):
     """
     n = out.size
     timed = _ONE_THREAD_NS.get((ufunc, out.dtype))
-    if timed is None or timed[1] < _TIMED:
+    if timed is None:
+        timed = _ONE_THREAD_NS[(ufunc, out.dtype)] = [math.inf, 0]
+    timed[1] += 1
+    if timed[1] <= _TIMED or timed[1] % _RETIME == 0:
         t0 = time.perf_counter_ns()
         ufunc(*vals, out=out)
-        ns = (time.perf_counter_ns() - t0) / n
-        if timed is None:
-            _ONE_THREAD_NS[(ufunc, out.dtype)] = [ns, 1]
-        else:
-            timed[0] = min(timed[0], ns)
-            timed[1] += 1
+        timed[0] = min(timed[0], (time.perf_counter_ns() - t0) / n)
         return
     if (n * timed[0] < SPLIT_NS or sweeps.THREADS < 2 or not out.flags.c_contiguous
             or time.perf_counter() < _blas_spins_until):

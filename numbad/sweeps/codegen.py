@@ -54,7 +54,9 @@ FIRST_NONDIFF_CODE = {first_nondiff}
 WORKSPACE = {workspace}
 '''
 
-SCALAR_MATH = ("where", "erf", "erfc", "gammaln", "polygamma", "expit")
+#: rule functions taken from :mod:`numbad.sweeps.scalar_math` (the others are numpy's, which
+#: Numba compiles to the C library's): ``exp`` and ``tanh`` there vectorize
+SCALAR_MATH = ("where", "erf", "erfc", "gammaln", "polygamma", "expit", "exp", "tanh")
 
 
 def _names(expr):

@@ -107,6 +107,7 @@ class Branch:
         self.arena_size = self.template.shape[0]
         self.fill = _constant_runs(self.ops, self.node_off, self.node_size, self.in_nodes)
         self._tiles = None                    # the tiled forward's plan, made on first use
+        self._reverse_plans = {}              # the tiled reverse sweep's (sweeps._reverse_in_tiles)
         # (the output and input values, counted once: every replay allocates them)
         self._totals = (int(self.node_size[self.out_nodes].sum()), int(self.node_size[self.in_nodes].sum()))
         # arrays shaped like the outputs, for validate_v's shape checks (never written)
@@ -318,7 +319,7 @@ class Branch:
         adj[off[y]] = v[0]
         adj_set[y] = True
         if not sweeps._reverse_in_tiles(g, ops, off, size, self.ip, vals, adj, adj_set, varying, 0,
-                                        ops.shape[0], [(y, v)]):
+                                        ops.shape[0], [(y, v)], plans=self._reverse_plans):
             g.reverse(ops, off, size, self.ip, vals, adj, adj_set, varying, 0, ops.shape[0], workspace())
         grad = np.zeros(self.in_total(), self.template.dtype)
         pos = 0

@@ -11,7 +11,7 @@ import torch
 
 import numbad as nb
 
-from helpers import assert_close, record_tiled_reverses
+from helpers import assert_close, record_calls, record_tiled_reverses
 
 rng = np.random.default_rng(3)
 W = rng.standard_normal((4, 4))
@@ -738,6 +738,36 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
         assert grads[1].shape == (n,) and not grads[1].any()
         if a_is_input:
             np.testing.assert_allclose(grads[2], 2 * np.sum(np.log1p((x + 0.1) ** 2)) * 2 * 0.5, rtol=1e-12)
+
+
+def test_a_tiled_replay_plans_its_reverse_sweep_once(monkeypatch):
+    """A recorded tape keeps the tiled reverse sweep's plan (``sweeps._plan_tiles``) between
+    replays, and each replay gives nb.vjp's gradient at its point, bit for bit (the eager
+    tape plans afresh each call); a tape outside the form keeps that answer too."""
+    from numbad import sweeps
+    taken = record_tiled_reverses(monkeypatch)
+
+    def rosenbrock(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    n = sweeps.TILED_MIN + 9
+    x = rng.uniform(-1.0, 1.0, n)
+    tape = nb.record(rosenbrock, x)
+    plans = record_calls(monkeypatch, sweeps, "_plan_tiles")
+    for point in (x + 0.01, x - 0.02, x + 0.01):
+        _, grad = tape.vjp(point, np.array(1.5))
+        np.testing.assert_array_equal(grad, nb.vjp(rosenbrock, point, np.array(1.5))[1])
+    assert taken == [True] * 6 and len(plans) == 1 + 3      # (the tape's one, and each nb.vjp's)
+
+    def scaled(x, a):                           # a varying one-element node: not of the form
+        return np.sum(np.sin(x) * (a * a + 1.0))
+    tape = nb.record(scaled, (x, np.array(0.5)))
+    taken.clear()
+    for a in (0.5, -0.25):
+        _, (gx, ga) = tape.vjp((x, np.array(a)), 1.0)
+        np.testing.assert_allclose(gx, np.cos(x) * (a * a + 1.0), rtol=1e-13)
+        np.testing.assert_allclose(ga, np.sum(np.sin(x)) * 2 * a, rtol=1e-11)
+    assert taken == [False, False]
 
 
 def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):

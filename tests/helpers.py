@@ -138,3 +138,14 @@ def same_bits(a, b):
     for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
         assert type(x) is type(y) and x.dtype == y.dtype and x.shape == y.shape
         assert x.tobytes() == y.tobytes()
+
+
+#: (2, 3) cotangents or tangents of every kind numpy accepts for a float (2, 3) value, and their
+#: ids: the one-call sweeps must read them as the general path does
+ODD_ARRAYS = [
+    np.arange(6.0).reshape(2, 3)[:, ::-1],                # not contiguous
+    np.broadcast_to(np.arange(3.0), (2, 3)),              # read-only
+    np.arange(6).reshape(2, 3),                           # integers
+    np.arange(6.0, dtype=np.float32).reshape(2, 3),       # another float dtype
+]
+ODD_ARRAY_IDS = ["strided", "read-only", "int", "float32"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import numbad as nb
-from helpers import one_call_and_general, record_calls, same_bits
+from helpers import ODD_ARRAY_IDS, ODD_ARRAYS, one_call_and_general, record_calls, same_bits
 from numbad import sweeps
 
 RNG = np.random.default_rng(7)
@@ -59,12 +59,7 @@ def test_strict_names_the_input_no_cotangent_reached(monkeypatch):
                 nb.vjp(lambda a, b: np.sum(a * a), (a, b), strict=True)
 
 
-@pytest.mark.parametrize("v", [
-    np.arange(6.0).reshape(2, 3)[:, ::-1],                # not contiguous
-    np.broadcast_to(np.arange(3.0), (2, 3)),              # read-only
-    np.arange(6).reshape(2, 3),                           # integers
-    np.arange(6.0, dtype=np.float32).reshape(2, 3),       # another float dtype
-], ids=["strided", "read-only", "int", "float32"])
+@pytest.mark.parametrize("v", ODD_ARRAYS, ids=ODD_ARRAY_IDS)
 def test_any_v_numpy_accepts(monkeypatch, v):
     x = RNG.uniform(size=(2, 3))
     fast, general = _both_ways(monkeypatch, lambda: nb.vjp(lambda x: np.tanh(x) * 2.0, x, v))

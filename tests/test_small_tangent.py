@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import numbad as nb
-from helpers import one_call_and_general, same_bits
+from helpers import ODD_ARRAY_IDS, ODD_ARRAYS, one_call_and_general, same_bits
 from numbad import sweeps
 
 RNG = np.random.default_rng(11)
@@ -42,12 +42,7 @@ def test_several_inputs_against_pytorch(monkeypatch):
     np.testing.assert_allclose(fast[1], tjv.numpy(), rtol=1e-13)
 
 
-@pytest.mark.parametrize("u", [
-    np.arange(6.0).reshape(2, 3)[:, ::-1],                # not contiguous
-    np.broadcast_to(np.arange(3.0), (2, 3)),              # read-only
-    np.arange(6).reshape(2, 3),                           # integers
-    np.arange(6.0, dtype=np.float32).reshape(2, 3),       # another float dtype
-], ids=["strided", "read-only", "int", "float32"])
+@pytest.mark.parametrize("u", ODD_ARRAYS, ids=ODD_ARRAY_IDS)
 def test_any_v_numpy_accepts(monkeypatch, u):
     x = RNG.uniform(size=(2, 3))
     fast, general = _both_ways(monkeypatch, lambda: nb.jvp(lambda x: np.tanh(x) * 2.0, x, u))

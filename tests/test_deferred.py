@@ -41,18 +41,19 @@ def deferring(request, monkeypatch):
         return got
     monkeypatch.setattr(tape_module.Recording, "alloc", poisoned)
     tapes = []
-    call_init = _common.Call.__init__
+    tape_init = tape_module.Recording.__init__
 
     def init(self, *args, **kwargs):
-        call_init(self, *args, **kwargs)
-        tapes.append(self.tape)
-    monkeypatch.setattr(_common.Call, "__init__", init)
+        tape_init(self, *args, **kwargs)
+        tapes.append(self)
+    monkeypatch.setattr(tape_module.Recording, "__init__", init)
     return tapes
 
 
 def _without_deferral(monkeypatch, f, inputs, v=None):
     with monkeypatch.context() as m:
-        m.setattr(vjp_module, "Call", lambda inputs, create_graph, defer=False: _common.Call(inputs, create_graph))
+        m.setattr(vjp_module, "start_call",
+                  lambda inputs, create_graph, defer=False: _common.start_call(inputs, create_graph))
         return nb.vjp(f, inputs, v)
 
 

@@ -18,10 +18,10 @@ import numpy as np
 from .. import sweeps
 from ..tensor.core import Tensor
 from ..tensor.backward import backward
-from ._common import (OUTPUT_NOT_REQUIRING_GRAD, Call, as_input_tuple, as_output_tuple, as_v_tuple,
-                      cast_tensor, check_outputs_require_grad, const_tensor, cut, default_v, detach_value,
-                      finish, graph_outputs, nested_postprocess, output_node, plain, postprocess, recorded,
-                      requires_grad, seed_tensor, validate_v, value_shape, value_size)
+from ._common import (OUTPUT_NOT_REQUIRING_GRAD, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
+                      check_outputs_require_grad, const_tensor, cut, default_v, detach_value, finish,
+                      graph_outputs, nested_postprocess, output_node, plain, postprocess, recorded,
+                      requires_grad, seed_tensor, start_call, validate_v, value_shape, value_size)
 from .jacobian import DEFAULT, check_strategy, jacobian
 
 
@@ -128,7 +128,7 @@ class Gradient:
     """
 
     def __init__(self, fn, func, inputs, create_graph, strict, fused=False):
-        self.call = call = Call(inputs, create_graph)
+        self.call = call = start_call(inputs, create_graph)
         tape = call.tape
         outputs = call.run(func)
         self.is_outputs_tuple, outputs = as_output_tuple(outputs, fn)

@@ -8,9 +8,9 @@ import numpy as np
 from .. import sweeps
 from ..tensor import core
 from ..tensor.backward import backward
-from ._common import (Call, as_input_tuple, as_output_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, cut, finish, nested_postprocess, output_node, reaches, recorded,
-                      result_dtype, value_shape, value_size)
+from ._common import (as_input_tuple, as_output_tuple, cast_tensor, check_outputs_require_grad, const_tensor,
+                      cut, finish, nested_postprocess, output_node, reaches, recorded, result_dtype,
+                      start_call, value_shape, value_size)
 from .jvp import DoubleBackward
 
 STRATEGIES = ("forward-mode", "reverse-mode")
@@ -74,7 +74,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     """
     check_strategy(strategy)
     is_inputs_tuple, inputs = as_input_tuple(inputs, "jacobian")
-    call = Call(inputs, create_graph)
+    call = start_call(inputs, create_graph)
     tape = call.tape
     outputs = call.run(func)
     is_outputs_tuple, outputs = as_output_tuple(outputs, "jacobian")

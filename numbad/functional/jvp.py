@@ -6,10 +6,10 @@ import numpy as np
 from .. import sweeps
 from ..tensor.backward import backward
 from ..tensor.core import Tensor
-from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, cut, default_v, detach_value, finish,
-                      graph_outputs, output_node, plain, postprocess, reaches, recorded, result_dtype, seed_tensor,
-                      validate_v, value_shape)
+from ._common import (as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor, check_outputs_require_grad,
+                      const_tensor, cut, default_v, detach_value, finish, graph_outputs, output_node, plain,
+                      postprocess, reaches, recorded, result_dtype, seed_tensor, start_call, validate_v,
+                      value_shape)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -42,7 +42,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         v = validate_v(as_v_tuple(v, "jvp"), inputs, is_inputs_tuple)
     else:
         v = default_v(inputs)
-    call = Call(inputs, create_graph)
+    call = start_call(inputs, create_graph)
     tape = call.tape
     outputs = call.run(func)
     if (type(outputs) is Tensor and outputs._tape is tape and not (create_graph or strict or tape.replayable)

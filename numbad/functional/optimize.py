@@ -15,8 +15,8 @@ import numpy as np
 from .. import sweeps
 from ..tape import current_tape
 from ..tensor.core import _SCALAR_FLOATS, Tensor
-from ._common import (Call, as_input_tuple, as_output_tuple, finish, output_node, plain,
-                      value_shape, value_size)
+from ._common import (as_input_tuple, as_output_tuple, finish, output_node, plain, start_call, value_shape,
+                      value_size)
 from .hessian import Gradient, hvp
 from .vjp import vjp
 
@@ -57,7 +57,7 @@ def _value_and_grad(func, x, args, fn):
     if _inside_record():
         y, g = vjp(lambda t: _scalar(func(t, *args), fn), xs[0])
         return (float(np.reshape(y, ())) if fn == "value_and_grad" else None), g
-    call = Call(xs, False, defer=True)
+    call = start_call(xs, False, defer=True)
     tape = call.tape
     y = _scalar(call.run(lambda t: func(t, *args)), fn)
     node = output_node(call, y)

@@ -6,9 +6,9 @@ import numpy as np
 from .. import sweeps
 from ..tensor.backward import backward
 from ..tensor.core import _SCALAR_FLOATS, Tensor
-from ._common import (Call, as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor,
-                      check_outputs_require_grad, const_tensor, cut, detach_value, finish, graph_outputs,
-                      output_node, postprocess, recorded, seed_tensor, validate_v, value_shape, value_size)
+from ._common import (as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor, check_outputs_require_grad,
+                      const_tensor, cut, detach_value, finish, graph_outputs, output_node, postprocess,
+                      recorded, seed_tensor, start_call, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to_host=True):
@@ -41,16 +41,16 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
             from ..cuda.api import functional_vjp
             return functional_vjp(func, inputs, v, create_graph, strict, to_host)
     is_inputs_tuple, inputs = as_input_tuple(inputs, "vjp")
-    call = Call(inputs, create_graph, defer=not create_graph)
+    call = start_call(inputs, create_graph, defer=not create_graph)
     tape = call.tape
     outputs = call.run(func)
-    seed = None if create_graph else _common_seed(outputs, v, tape)
-    if seed is not None and sweeps.fits_reverse_inputs(tape, call.input_nodes):
+    seed = None if create_graph else _common_seed(outputs, v, tape, call.input_nodes)
+    if seed is not None:
         # the common call on a small tape: what the general code below does, without its
-        # checks of what _common_seed has seen to (1.7 of the seed example's 14.6 us)
+        # checks of what _common_seed has seen to
         if strict:
             check_outputs_require_grad(call, (outputs,), strict)
-        result = _small_reverse(tape, tape.n_ops, (outputs._node, seed), inputs, strict)
+        result = _small_reverse(tape, tape.n_ops, outputs._node, seed, inputs, strict)
         out = detach_value(outputs)
         del outputs
         finish(call)
@@ -78,7 +78,8 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to
     in_recording = recorded(call, create_graph)
     if not (create_graph or in_recording):
         if len(seeds) == 1 and sweeps.fits_reverse_inputs(tape, call.input_nodes):
-            result = _small_reverse(tape, end, seeds[0], inputs, strict)
+            node, vi = seeds[0]
+            result = _small_reverse(tape, end, node, _flat_seed(vi, tape, node), inputs, strict)
         else:
             result = _reverse(tape, call, end, seeds, inputs, strict)
         outs = [detach_value(y) for y in outputs]
@@ -125,46 +126,59 @@ def _reverse(tape, call, end, seeds, inputs, strict):
     return result
 
 
-def _common_seed(y, v, tape):
-    """The seed of the common call, ``None`` for any other: ``func`` returned one Tensor of
-    this call's tape (not inside ``nb.record``) and ``v`` is a float array of its shape, or
-    ``None`` for a 0-d output."""
+def _common_seed(y, v, tape, input_nodes):
+    """The seed of the common call as :func:`_small_reverse` takes it, ``None`` for any other:
+    ``func`` returned one Tensor of this call's fresh, small tape (not inside ``nb.record``)
+    and ``v`` is a float array of its shape, or ``None`` for a 0-d output."""
     if type(y) is not Tensor or y._tape is not tape or tape.replayable:
         return None
     yv = y._v
     if type(v) is np.ndarray:
-        if type(yv) is np.ndarray and v.shape == yv.shape and v.dtype.kind == "f":
-            return v
+        if not (type(yv) is np.ndarray and v.shape == yv.shape and v.dtype.kind == "f"):
+            return None
+        if v.ndim != 1 or v.dtype is not tape.dtype or not v.flags.carray:
+            v = np.array(v, tape.dtype).reshape(-1)
     elif v is None and type(yv) in _SCALAR_FLOATS:         # (a 0-d value is a numpy scalar)
-        return sweeps.seed_one(tape.dtype)
-    return None
+        v = sweeps.seed_one(tape.dtype)
+    else:
+        return None
+    return v if sweeps.fits_reverse_inputs(tape, input_nodes) else None
 
 
-def _small_reverse(tape, end, seed, inputs, strict):
-    """:func:`_reverse` for one seed on a small fresh tape, in one njit call
-    (``sweeps.reverse_inputs``): the gradients are views of one array."""
-    node, v = seed
+def _flat_seed(v, tape, node):
+    """``v`` as :func:`_small_reverse` takes it: flat, C-contiguous, writable, of the tape's
+    dtype (the njit call takes one array type per dtype), with ``node``'s number of values."""
     if type(v) is Tensor:
         v = v._v
     dt = tape.dtype
-    if not (type(v) is np.ndarray and v.dtype is dt and v.flags.carray):
-        v = np.array(v, dt)             # (the njit call takes one array type per dtype: C, writable)
+    if not (type(v) is np.ndarray and v.ndim == 1 and v.dtype is dt and v.flags.carray):
+        v = np.array(v, dt).reshape(-1)
     if v.size != tape.node_size[node]:  # (validate_v saw to it; the njit call reads v unchecked)
         raise RuntimeError(f"numbad: internal error: a seed of {v.size} values for a node of "
                            f"{tape.node_size[node]}")
+    return v
+
+
+def _small_reverse(tape, end, node, v, inputs, strict):
+    """:func:`_reverse` for one seed ``v`` (see :func:`_flat_seed`) of ``node`` on a small
+    fresh tape, in one njit call (``sweeps.reverse_inputs``): the gradients are views of one
+    array."""
     k = len(inputs)
-    grad, reached = sweeps.reverse_inputs(tape, end, k, node, v.reshape(-1))
+    grad, reached = sweeps.reverse_inputs(tape, end, k, node, v)
+    if k == 1:
+        x = inputs[0]
+        if strict and not reached:
+            raise RuntimeError(_INDEPENDENT.format(0))
+        r = grad.reshape(x.shape if type(x) is np.ndarray else value_shape(x))
+        return [r if r.dtype is x.dtype else r.astype(x.dtype)]
     result = []
     pos = 0
+    sizes = tape.node_size
     for i, x in enumerate(inputs):
         if strict and not reached >> i & 1:
             raise RuntimeError(_INDEPENDENT.format(i))
-        shape = x.shape if type(x) is np.ndarray else value_shape(x)
-        if k == 1:
-            r = grad.reshape(shape)
-        else:
-            n = tape.node_size[i]
-            r = grad[pos:pos + n].reshape(shape)
-            pos += n
+        n = sizes[i]
+        r = grad[pos:pos + n].reshape(x.shape if type(x) is np.ndarray else value_shape(x))
+        pos += n
         result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
     return result

@@ -76,11 +76,12 @@ def _constant_runs(ops, node_off, node_size, in_nodes):
     return np.column_stack([starts[firsts], np.maximum.reduceat(stops, firsts)]).astype(np.int64).ravel()
 
 
-def _in_two_halves(run, tiles, first=(), second=()):
+def _in_two_halves(run, tiles, largest, first=(), second=()):
     """``run(part, *args)`` over ``tiles``: the first half on the calling thread with ``first``,
     the second on the worker thread with ``second``, where two threads may run (as the tiled
-    reverse sweep splits its tiles); else all on the calling thread."""
-    if sweeps.THREADS > 1 and len(tiles) >= 4:
+    reverse sweep splits its tiles: arrays of ``sweeps.TILED_MIN`` elements or more, the
+    ``largest`` here); else all on the calling thread."""
+    if sweeps.THREADS > 1 and len(tiles) >= 4 and largest >= sweeps.TILED_MIN:
         m = len(tiles) // 2
         later = sweeps._worker().submit(run, tiles[m:], *second)
         try:
@@ -165,7 +166,7 @@ class Branch:
     # Xeon). A replay whose guard failed keeps its ``vals``, for the message. (Small ones are
     # not given: the cache keeps one small arena, for the next recording.)
     def forward(self, x):
-        if self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
+        if self.arena_size >= sweeps.REPLAY_TILED_MIN and self._tile_plan():
             return self._tiled_forward(x)
         vals = buffers.take(self.arena_size, self.template.dtype)
         out = np.empty(self.out_total(), self.template.dtype)
@@ -176,7 +177,7 @@ class Branch:
         return status, vals, out
 
     def vjp(self, x, v, lanes=1):
-        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
+        if lanes == 1 and self.arena_size >= sweeps.REPLAY_TILED_MIN and self._tile_plan():
             return self._tiled_vjp(x, v)
         n = self.node_off.shape[0]
         vals = buffers.take(self.arena_size, self.template.dtype)
@@ -200,9 +201,10 @@ class Branch:
     def _tile_plan(self):
         """For a large tape of the tiled sweeps' form (``sweeps._reverse_in_tiles``: the sum of
         elementwise ops over large arrays and contiguous reads of them, here without guards),
-        ``(ops, node_off, one-element rows, other rows, tiles)``: the tape's arrays with those
-        reads as views (:meth:`_views_for_tiles`), and the tiles of its forward replay;
-        ``False`` for any other tape. Made once."""
+        ``(ops, node_off, one-element rows, other rows, tiles, largest)``: the tape's arrays
+        with those reads as views (:meth:`_views_for_tiles`), the tiles of its forward replay
+        and the largest node's size (two threads take the tiles from ``sweeps.TILED_MIN``, one
+        below); ``False`` for any other tape. Made once."""
         plan = self._tiles
         if plan is None:
             plan = self._tiles = self._make_tile_plan() or False
@@ -215,7 +217,7 @@ class Branch:
         kinds, _ = sweeps._tile_tables()
         last = ops[-1]
         if (kinds[last[0]] != 3 or last[1] != self.out_nodes[0] or size[last[1]] != 1
-                or size[last[2]] < sweeps.TILED_MIN):
+                or size[last[2]] < sweeps.REPLAY_TILED_MIN):
             return None
         ops, off = self._views_for_tiles()
         if ops is None:
@@ -228,19 +230,19 @@ class Branch:
         used = nodes >= 0
         sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
         elementwise = row_kinds == 1
-        if not (np.all((sizes == 1) | (sizes >= sweeps.TILED_MIN))
+        if not (np.all((sizes == 1) | (sizes >= sweeps.REPLAY_TILED_MIN))
                 and np.all(~elementwise[:, None] | (sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
             return None
         # An op of one-element operands makes a one-element value: those run first, once (they
         # read no large value); the others run tile by tile, every large node's range moving
         # with the tile, and the sum last, over the whole arrays (numpy's order of addition).
         scalar = sizes[:, 0] == 1
-        big = size >= sweeps.TILED_MIN
+        big = size >= sweeps.REPLAY_TILED_MIN
         los = np.arange(0, sizes.max(), sweeps.TILE)[:, None]
         tile_offs = off + big * los
         tile_sizes = np.where(big, np.clip(size - los, 0, sweeps.TILE), size)
         return (ops, off, np.ascontiguousarray(rows[scalar]), np.ascontiguousarray(rows[~scalar]),
-                list(zip(tile_offs, tile_sizes)))
+                list(zip(tile_offs, tile_sizes)), int(sizes.max()))
 
     def _views_for_tiles(self):
         """``(ops, node_off)`` for the tiled sweeps: each large gather reading a contiguous run
@@ -258,7 +260,7 @@ class Branch:
             y, a, ia = int(ops[k, 1]), int(ops[k, 2]), int(ops[k, 5])
             nd = int(ip[ia])
             shape, strides = ip[ia + 1:ia + 1 + nd].tolist(), ip[ia + 1 + nd:ia + 1 + 2 * nd].tolist()
-            if a in written or size[y] < sweeps.TILED_MIN or not _is_contiguous(shape, strides):
+            if a in written or size[y] < sweeps.REPLAY_TILED_MIN or not _is_contiguous(shape, strides):
                 return None, None
             ops[k, 0] = _VIEW
             off[y] = off[a] + ip[ia + 1 + 2 * nd]
@@ -269,7 +271,7 @@ class Branch:
         in the processor's cache from op to op, and two threads take the tiles. The same
         operations on the same values as the plain replay. ``keep``: return the arena."""
         g = interpreters()
-        ops, off, scalar_rows, big_rows, tiles = self._tile_plan()
+        ops, off, scalar_rows, big_rows, tiles, largest = self._tile_plan()
         size, ip = self.node_size, self.ip
         vals = buffers.take(self.arena_size, self.template.dtype)
         fill, template = self.fill, self.template
@@ -285,7 +287,7 @@ class Branch:
             for tile_off, tile_size in part:
                 g.forward(big_rows, tile_off, tile_size, ip, vals, 0, n_big, ws)
 
-        _in_two_halves(run, tiles)
+        _in_two_halves(run, tiles, largest)
         g.forward(ops, off, size, ip, vals, ops.shape[0] - 1, ops.shape[0], workspace())
         y = int(self.out_nodes[0])
         out = vals[off[y]:off[y] + 1].copy()
@@ -308,7 +310,7 @@ class Branch:
         """:meth:`vjp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
         tiled reverse sweep on two threads, as an eager ``nb.vjp`` sweeps it."""
         g = interpreters()
-        ops, off, _, _, _ = self._tile_plan()
+        ops, off = self._tile_plan()[:2]
         size = self.node_size
         n, y = off.shape[0], int(self.out_nodes[0])
         status, vals, out = self._tiled_forward(x, keep=True)
@@ -319,7 +321,8 @@ class Branch:
         adj[off[y]] = v[0]
         adj_set[y] = True
         if not sweeps._reverse_in_tiles(g, ops, off, size, self.ip, vals, adj, adj_set, varying, 0,
-                                        ops.shape[0], [(y, v)], plans=self._reverse_plans):
+                                        ops.shape[0], [(y, v)], plans=self._reverse_plans,
+                                        tiled_min=sweeps.REPLAY_TILED_MIN):
             g.reverse(ops, off, size, self.ip, vals, adj, adj_set, varying, 0, ops.shape[0], workspace())
         grad = np.zeros(self.in_total(), self.template.dtype)
         pos = 0
@@ -338,7 +341,7 @@ class Branch:
         tangent sweep in the same tiles on two threads (each with its own varying flags, which
         the sweep writes), and the sum's tangent last, over the whole arrays."""
         g = interpreters()
-        ops, off, scalar_rows, big_rows, tiles = self._tile_plan()
+        ops, off, scalar_rows, big_rows, tiles, largest = self._tile_plan()
         size, ip = self.node_size, self.ip
         status, vals, out = self._tiled_forward(x, keep=True)
         tan = buffers.take(self.arena_size, self.template.dtype)
@@ -355,7 +358,7 @@ class Branch:
             for tile_off, tile_size in part:
                 g.tangent(big_rows, tile_off, tile_size, ip, vals, tan, flags, 0, n_big, ws)
 
-        _in_two_halves(run, tiles, (varying,), (varying.copy(),))
+        _in_two_halves(run, tiles, largest, (varying,), (varying.copy(),))
         g.tangent(ops, off, size, ip, vals, tan, varying, ops.shape[0] - 1, ops.shape[0], workspace())
         y = int(self.out_nodes[0])
         jv = tan[off[y]:off[y] + 1].copy() if varying[y] else np.zeros(1, self.template.dtype)
@@ -364,7 +367,7 @@ class Branch:
         return status, None, out, jv
 
     def jvp(self, x, t, lanes=1):
-        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
+        if lanes == 1 and self.arena_size >= sweeps.REPLAY_TILED_MIN and self._tile_plan():
             return self._tiled_jvp(x, t)
         vals = buffers.take(self.arena_size, self.template.dtype)
         tan = buffers.take(self.arena_size * lanes, self.template.dtype)

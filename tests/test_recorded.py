@@ -11,7 +11,7 @@ import torch
 
 import numbad as nb
 
-from helpers import assert_close, record_calls, record_tiled_reverses
+from helpers import assert_close, count_worker_requests, record_calls, record_tiled_reverses
 
 rng = np.random.default_rng(3)
 W = rng.standard_normal((4, 4))
@@ -768,6 +768,46 @@ def test_a_tiled_replay_plans_its_reverse_sweep_once(monkeypatch):
         np.testing.assert_allclose(gx, np.cos(x) * (a * a + 1.0), rtol=1e-13)
         np.testing.assert_allclose(ga, np.sum(np.sin(x)) * 2 * a, rtol=1e-11)
     assert taken == [False, False]
+
+
+def test_a_mid_size_replay_sweeps_in_tiles_on_one_thread(monkeypatch):
+    """A recorded tape of arrays from ``REPLAY_TILED_MIN`` up to ``TILED_MIN`` elements replays
+    in tiles on the calling thread alone, where nb.vjp's tape (which would plan its tiles each
+    call) takes the plain sweep: the value and the tangent are the plain replay's bits, the
+    gradient nb.vjp's (one thread adds the shifted reads' cotangents in its order) and the
+    closed form's."""
+    from numbad import sweeps
+    from numbad.tensor import core
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "SPLIT_NS", float("inf"))       # (nb.vjp's forward ops: one thread)
+    taken = record_tiled_reverses(monkeypatch)
+    submitted = count_worker_requests(monkeypatch)
+
+    def rosenbrock(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    n = 4 * sweeps.TILE + 9                 # (four tiles and a bit: two threads could take them)
+    assert sweeps.REPLAY_TILED_MIN < n < sweeps.TILED_MIN
+    x = rng.uniform(-1.0, 1.0, n)
+    tape = nb.record(rosenbrock, x)
+    branch = tape.branches[0]
+    assert branch._tile_plan()
+    moved = x + 0.01
+    tangent = rng.standard_normal(n)
+    out, grad = tape.vjp(moved, np.array(1.5))
+    value, jv = tape.jvp(moved, tangent)
+    assert taken == [True] and not submitted and out == value == tape(moved)
+    _, eager = nb.vjp(rosenbrock, moved, np.array(1.5))
+    assert taken == [True, False]
+    np.testing.assert_array_equal(grad, eager)
+    closed = np.zeros(n)
+    closed[1:] += 200.0 * (moved[1:] - moved[:-1] ** 2)
+    closed[:-1] += -400.0 * moved[:-1] * (moved[1:] - moved[:-1] ** 2) - 2.0 * (1.0 - moved[:-1])
+    np.testing.assert_allclose(grad, 1.5 * closed, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(branch, "_tiles", False)                   # the plain replay
+    plain_out, plain_grad = tape.vjp(moved, np.array(1.5))
+    assert out == plain_out and jv == tape.jvp(moved, tangent)[1]
+    np.testing.assert_allclose(grad, plain_grad, rtol=1e-13, atol=1e-13)    # (its gathers add in its order)
 
 
 def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):

@@ -30,6 +30,7 @@ def tiles(monkeypatch):
     monkeypatch.setattr(buffers, "take", poisoned)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    monkeypatch.setattr(sweeps, "REPLAY_TILED_MIN", 8)
     monkeypatch.setattr(sweeps, "THREADS", 2)         # (whatever this machine's cores)
     return record_tiled_reverses(monkeypatch)
 

@@ -514,6 +514,12 @@ def tangent_inputs(tape, end, k, y, t):
 #: (about 3 us a tile, measured with tiles of 2^10 and 2^11: 0.1 ms a call at 10^6).
 TILE = 1 << 14
 TILED_MIN = 1 << 17
+#: A tape kept by ``nb.record`` replays in tiles from this many elements, on one thread below
+#: ``TILED_MIN``: it plans its tiles once (``nb.vjp`` plans each call, 0.1-0.15 ms, which the
+#: tiles do not win back at these sizes). On the 2-core Xeon, Rosenbrock's ``tape.vjp`` at
+#: 4*10^4 and 7*10^4 elements took 335 and 592 us in tiles against 410 and 780 us untiled;
+#: a second thread there cost more than it gave (7*10^4: 836 us).
+REPLAY_TILED_MIN = 1 << 15
 _TILE_KIND = None          # per opcode: 1 elementwise (or nondiff), 2 view, 3 scatter, 0 other
 _READS = None              # per opcode: does its reverse rule read operand a, b, c, its output?
 
@@ -539,7 +545,7 @@ def _tile_tables():
 
 
 def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo=None,
-                      plans=None):
+                      plans=None, tiled_min=None):
     """The reverse sweep of a large elementwise tape, ``TILE`` elements at a time; ``False``
     (nothing done) where the tape is not of that form.
 
@@ -564,8 +570,12 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     calls: its ops, offsets, seed node and inputs are the same every call (and it has no
     ``redo`` rows), and making the plan is about 40 numpy calls on the op table (0.15 ms, a
     tenth of ``tape.vjp`` at 1.4*10^5 elements).
+
+    ``tiled_min``: the fewest elements of a node, in place of ``TILED_MIN`` (a recorded tape's
+    ``REPLAY_TILED_MIN``); two threads take the tiles only of arrays of ``TILED_MIN`` or more.
     """
-    key = ("reverse", THREADS, TILE, TILED_MIN, begin, end)     # (what else the plan depends on)
+    tiled_min = TILED_MIN if tiled_min is None else tiled_min
+    key = ("reverse", THREADS, TILE, TILED_MIN, tiled_min, begin, end)     # (what else the plan depends on)
     if plans is not None and redo is None and key in plans:
         plan = plans[key]
         if plan is None:
@@ -573,7 +583,7 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
         varying[:] = plan.varying
         g.prepare_views(ops, ip, off, size, adj, adj_set, varying, begin, end, 1)    # zeroes whole bases
     else:
-        plan = _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo)
+        plan = _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo, tiled_min)
         if plans is not None and redo is None:
             plans[key] = plan
         if plan is None:
@@ -630,7 +640,7 @@ class _TilePlan:
             setattr(self, name, value)
 
 
-def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo):
+def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo, tiled_min):
     """The plan of :func:`_reverse_in_tiles` for this tape, or ``None`` where it is not of the
     tiled form: the tiles (offsets and sizes of every node, one row per tile), the second
     thread's tiles (``None`` for one thread), the summed node and how its cotangent is
@@ -641,7 +651,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
         return None
     last = ops[end - 1]
     kinds, reads = _tile_tables()
-    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < TILED_MIN:
+    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < tiled_min:
         return None
     rows = ops[begin:end - 1]
     row_kinds = kinds[rows[:, 0]]
@@ -650,7 +660,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
     nodes = rows[:, 1:5]
     used = nodes >= 0
     sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
-    if not np.all((sizes == 1) | (sizes >= TILED_MIN)):
+    if not np.all((sizes == 1) | (sizes >= tiled_min)):
         return None
     elementwise = row_kinds == 1
     # an elementwise op's array operands have its output's size (numpy broadcasts by gathers)
@@ -663,7 +673,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
     g.prepare_views(ops, ip, off, size, adj, adj_set, varying, begin, end, 1)    # zeroes whole bases
     summed = last[2]
     start = adj_set.copy()
-    big = size >= TILED_MIN
+    big = size >= tiled_min
     # A node whose value no rule reads, and whose cotangent lives only between the ops
     # that write and read it (not an input, a view or a view's base), keeps one window
     # (its first TILE elements) for every tile: its cotangents never leave the cache.
@@ -693,7 +703,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
     # a base that an op made (whose rule the next tile runs on those elements) keeps to one
     # thread.
     shifts = off[nodes[:, 0][views]] - off[nodes[:, 1][views]]
-    split = (THREADS > 1 and len(los) >= 4 and np.all(size[windows] >= 2 * TILE)
+    split = (THREADS > 1 and len(los) >= 4 and sizes.max() >= TILED_MIN and np.all(size[windows] >= 2 * TILE)
              and np.all(shifts < TILE) and not np.any(produced[nodes[:, 1][views][shifts > 0]]))
     accumulate = bool(start[summed])
     # the summed node's cotangent is the seed throughout: in a window that no op writes

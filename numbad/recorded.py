@@ -79,9 +79,9 @@ def _constant_runs(ops, node_off, node_size, in_nodes):
 def _in_two_halves(run, tiles, largest, first=(), second=()):
     """``run(part, *args)`` over ``tiles``: the first half on the calling thread with ``first``,
     the second on the worker thread with ``second``, where two threads may run (as the tiled
-    reverse sweep splits its tiles: arrays of ``sweeps.TILED_MIN`` elements or more, the
-    ``largest`` here); else all on the calling thread."""
-    if sweeps.THREADS > 1 and len(tiles) >= 4 and largest >= sweeps.TILED_MIN:
+    reverse sweep splits its tiles: arrays of ``sweeps.TWO_THREADS_MIN`` elements or more,
+    the ``largest`` here); else all on the calling thread."""
+    if sweeps.THREADS > 1 and len(tiles) >= 4 and largest >= sweeps.TWO_THREADS_MIN:
         m = len(tiles) // 2
         later = sweeps._worker().submit(run, tiles[m:], *second)
         try:
@@ -166,7 +166,7 @@ class Branch:
     # Xeon). A replay whose guard failed keeps its ``vals``, for the message. (Small ones are
     # not given: the cache keeps one small arena, for the next recording.)
     def forward(self, x):
-        if self.arena_size >= sweeps.REPLAY_TILED_MIN and self._tile_plan():
+        if self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
             return self._tiled_forward(x)
         vals = buffers.take(self.arena_size, self.template.dtype)
         out = np.empty(self.out_total(), self.template.dtype)
@@ -177,7 +177,7 @@ class Branch:
         return status, vals, out
 
     def vjp(self, x, v, lanes=1):
-        if lanes == 1 and self.arena_size >= sweeps.REPLAY_TILED_MIN and self._tile_plan():
+        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
             return self._tiled_vjp(x, v)
         n = self.node_off.shape[0]
         vals = buffers.take(self.arena_size, self.template.dtype)
@@ -203,8 +203,8 @@ class Branch:
         elementwise ops over large arrays and contiguous reads of them, here without guards),
         ``(ops, node_off, one-element rows, other rows, tiles, largest)``: the tape's arrays
         with those reads as views (:meth:`_views_for_tiles`), the tiles of its forward replay
-        and the largest node's size (two threads take the tiles from ``sweeps.TILED_MIN``, one
-        below); ``False`` for any other tape. Made once."""
+        and the largest node's size (two threads take the tiles from ``sweeps.TWO_THREADS_MIN``
+        on); ``False`` for any other tape. Made once."""
         plan = self._tiles
         if plan is None:
             plan = self._tiles = self._make_tile_plan() or False
@@ -217,7 +217,7 @@ class Branch:
         kinds, _ = sweeps._tile_tables()
         last = ops[-1]
         if (kinds[last[0]] != 3 or last[1] != self.out_nodes[0] or size[last[1]] != 1
-                or size[last[2]] < sweeps.REPLAY_TILED_MIN):
+                or size[last[2]] < sweeps.TILED_MIN):
             return None
         ops, off = self._views_for_tiles()
         if ops is None:
@@ -230,14 +230,14 @@ class Branch:
         used = nodes >= 0
         sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
         elementwise = row_kinds == 1
-        if not (np.all((sizes == 1) | (sizes >= sweeps.REPLAY_TILED_MIN))
+        if not (np.all((sizes == 1) | (sizes >= sweeps.TILED_MIN))
                 and np.all(~elementwise[:, None] | (sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
             return None
         # An op of one-element operands makes a one-element value: those run first, once (they
         # read no large value); the others run tile by tile, every large node's range moving
         # with the tile, and the sum last, over the whole arrays (numpy's order of addition).
         scalar = sizes[:, 0] == 1
-        big = size >= sweeps.REPLAY_TILED_MIN
+        big = size >= sweeps.TILED_MIN
         los = np.arange(0, sizes.max(), sweeps.TILE)[:, None]
         tile_offs = off + big * los
         tile_sizes = np.where(big, np.clip(size - los, 0, sweeps.TILE), size)
@@ -260,7 +260,7 @@ class Branch:
             y, a, ia = int(ops[k, 1]), int(ops[k, 2]), int(ops[k, 5])
             nd = int(ip[ia])
             shape, strides = ip[ia + 1:ia + 1 + nd].tolist(), ip[ia + 1 + nd:ia + 1 + 2 * nd].tolist()
-            if a in written or size[y] < sweeps.REPLAY_TILED_MIN or not _is_contiguous(shape, strides):
+            if a in written or size[y] < sweeps.TILED_MIN or not _is_contiguous(shape, strides):
                 return None, None
             ops[k, 0] = _VIEW
             off[y] = off[a] + ip[ia + 1 + 2 * nd]
@@ -321,8 +321,7 @@ class Branch:
         adj[off[y]] = v[0]
         adj_set[y] = True
         if not sweeps._reverse_in_tiles(g, ops, off, size, self.ip, vals, adj, adj_set, varying, 0,
-                                        ops.shape[0], [(y, v)], plans=self._reverse_plans,
-                                        tiled_min=sweeps.REPLAY_TILED_MIN):
+                                        ops.shape[0], [(y, v)], plans=self._reverse_plans):
             g.reverse(ops, off, size, self.ip, vals, adj, adj_set, varying, 0, ops.shape[0], workspace())
         grad = np.zeros(self.in_total(), self.template.dtype)
         pos = 0
@@ -367,7 +366,7 @@ class Branch:
         return status, None, out, jv
 
     def jvp(self, x, t, lanes=1):
-        if lanes == 1 and self.arena_size >= sweeps.REPLAY_TILED_MIN and self._tile_plan():
+        if lanes == 1 and self.arena_size >= sweeps.TILED_MIN and self._tile_plan():
             return self._tiled_jvp(x, t)
         vals = buffers.take(self.arena_size, self.template.dtype)
         tan = buffers.take(self.arena_size * lanes, self.template.dtype)

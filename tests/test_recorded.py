@@ -707,7 +707,7 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
         return 2 * (np.cos(x) * np.exp(-x ** 2) - 2 * x * np.sin(x) * np.exp(-x ** 2)
                     + 2 * x / (1 + x ** 2) * (a * a + 1.0))
 
-    n = sweeps.TILED_MIN + 5
+    n = sweeps.TWO_THREADS_MIN + 5
     x, y = rng.standard_normal(n), rng.standard_normal(n)
     for a_is_input in (False, True):
         args = (x, y, np.array(0.5)) if a_is_input else (x, y)
@@ -742,22 +742,22 @@ def test_a_large_replay_sweeps_in_tiles_as_an_eager_vjp(monkeypatch):
 
 def test_a_tiled_replay_plans_its_reverse_sweep_once(monkeypatch):
     """A recorded tape keeps the tiled reverse sweep's plan (``sweeps._plan_tiles``) between
-    replays, and each replay gives nb.vjp's gradient at its point, bit for bit (the eager
-    tape plans afresh each call); a tape outside the form keeps that answer too."""
+    replays, and each replay gives nb.vjp's gradient at its point, bit for bit; a tape outside
+    the form keeps that answer too."""
     from numbad import sweeps
     taken = record_tiled_reverses(monkeypatch)
 
     def rosenbrock(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
-    n = sweeps.TILED_MIN + 9
+    n = sweeps.TWO_THREADS_MIN + 9
     x = rng.uniform(-1.0, 1.0, n)
     tape = nb.record(rosenbrock, x)
     plans = record_calls(monkeypatch, sweeps, "_plan_tiles")
     for point in (x + 0.01, x - 0.02, x + 0.01):
         _, grad = tape.vjp(point, np.array(1.5))
         np.testing.assert_array_equal(grad, nb.vjp(rosenbrock, point, np.array(1.5))[1])
-    assert taken == [True] * 6 and len(plans) == 1 + 3      # (the tape's one, and each nb.vjp's)
+    assert taken == [True] * 6 and len(plans) == 1 + 1      # (the tape's one, and nb.vjp's)
 
     def scaled(x, a):                           # a varying one-element node: not of the form
         return np.sum(np.sin(x) * (a * a + 1.0))
@@ -770,12 +770,11 @@ def test_a_tiled_replay_plans_its_reverse_sweep_once(monkeypatch):
     assert taken == [False, False]
 
 
-def test_a_mid_size_replay_sweeps_in_tiles_on_one_thread(monkeypatch):
-    """A recorded tape of arrays from ``REPLAY_TILED_MIN`` up to ``TILED_MIN`` elements replays
-    in tiles on the calling thread alone, where nb.vjp's tape (which would plan its tiles each
-    call) takes the plain sweep: the value and the tangent are the plain replay's bits, the
-    gradient nb.vjp's (one thread adds the shifted reads' cotangents in its order) and the
-    closed form's."""
+def test_mid_size_arrays_sweep_in_tiles_on_one_thread(monkeypatch):
+    """Arrays from ``TILED_MIN`` up to ``TWO_THREADS_MIN`` elements are swept in tiles on the
+    calling thread alone, by a replay and by nb.vjp: the value and the tangent are the plain
+    replay's bits, the gradient nb.vjp's (one thread adds the shifted reads' cotangents in
+    one order) and the closed form's."""
     from numbad import sweeps
     from numbad.tensor import core
     monkeypatch.setattr(sweeps, "THREADS", 2)
@@ -787,7 +786,7 @@ def test_a_mid_size_replay_sweeps_in_tiles_on_one_thread(monkeypatch):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
     n = 4 * sweeps.TILE + 9                 # (four tiles and a bit: two threads could take them)
-    assert sweeps.REPLAY_TILED_MIN < n < sweeps.TILED_MIN
+    assert sweeps.TILED_MIN < n < sweeps.TWO_THREADS_MIN
     x = rng.uniform(-1.0, 1.0, n)
     tape = nb.record(rosenbrock, x)
     branch = tape.branches[0]
@@ -796,9 +795,8 @@ def test_a_mid_size_replay_sweeps_in_tiles_on_one_thread(monkeypatch):
     tangent = rng.standard_normal(n)
     out, grad = tape.vjp(moved, np.array(1.5))
     value, jv = tape.jvp(moved, tangent)
-    assert taken == [True] and not submitted and out == value == tape(moved)
     _, eager = nb.vjp(rosenbrock, moved, np.array(1.5))
-    assert taken == [True, False]
+    assert taken == [True, True] and not submitted and out == value == tape(moved)
     np.testing.assert_array_equal(grad, eager)
     closed = np.zeros(n)
     closed[1:] += 200.0 * (moved[1:] - moved[:-1] ** 2)
@@ -808,6 +806,33 @@ def test_a_mid_size_replay_sweeps_in_tiles_on_one_thread(monkeypatch):
     plain_out, plain_grad = tape.vjp(moved, np.array(1.5))
     assert out == plain_out and jv == tape.jvp(moved, tangent)[1]
     np.testing.assert_allclose(grad, plain_grad, rtol=1e-13, atol=1e-13)    # (its gathers add in its order)
+
+
+def test_nb_vjp_keeps_the_tiles_plan_of_a_tape_like_the_last(monkeypatch):
+    """An nb.vjp call that records the same ops as the last (the same function on inputs of
+    the same shapes: ``Recording.arrays`` gives it the same arrays) sweeps in the last call's
+    tiles without planning them again; another function, or other shapes, plan their own.
+    Every call gives the gradient of its point, as a call with no plan kept does."""
+    from numbad import sweeps
+    plans = record_calls(monkeypatch, sweeps, "_plan_tiles")
+    taken = record_tiled_reverses(monkeypatch)
+
+    def rosenbrock(x):
+        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    def other(x):
+        return np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2))
+
+    n = sweeps.TILED_MIN + 7
+    x = rng.uniform(-1.0, 1.0, n)
+    calls = [(rosenbrock, x), (rosenbrock, x - 0.3), (other, x), (other, x + 0.1),
+             (rosenbrock, x[:-3]), (rosenbrock, x + 0.2)]
+    grads = [nb.vjp(f, p)[1] for f, p in calls]
+    assert taken == [True] * 6 and len(plans) == 4      # (the second of each pair reuses a plan)
+    monkeypatch.setattr(sweeps, "_plans_of", lambda *args: None)
+    for (f, p), g in zip(calls, grads):
+        np.testing.assert_array_equal(g, nb.vjp(f, p)[1])
+    assert len(plans) == 4 + 6
 
 
 def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):
@@ -824,7 +849,7 @@ def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):
     def rosenbrock(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
-    n = 3 * sweeps.TILED_MIN + 7
+    n = 3 * sweeps.TWO_THREADS_MIN + 7
     x = rng.uniform(-1.0, 1.0, n)
     tape = nb.record(rosenbrock, x)
     branch = tape.branches[0]

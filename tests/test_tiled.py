@@ -30,7 +30,7 @@ def tiles(monkeypatch):
     monkeypatch.setattr(buffers, "take", poisoned)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
-    monkeypatch.setattr(sweeps, "REPLAY_TILED_MIN", 8)
+    monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 8)
     monkeypatch.setattr(sweeps, "THREADS", 2)         # (whatever this machine's cores)
     return record_tiled_reverses(monkeypatch)
 
@@ -165,7 +165,7 @@ def test_the_default_tiles_on_two_threads(monkeypatch):
     submitted = count_worker_requests(monkeypatch)
     ran = record_tiled_reverses(monkeypatch)
     f = CASES[0][1]
-    x = RNG.uniform(-1.0, 1.0, 3 * sweeps.TILED_MIN + 7)
+    x = RNG.uniform(-1.0, 1.0, 3 * sweeps.TWO_THREADS_MIN + 7)
     assert len(x) > 8 * sweeps.TILE
     _, g = nb.vjp(f, x)
     assert ran == [True] and len(submitted) == 1

@@ -399,6 +399,29 @@ def _seed(tape, adj, adj_set, node, v, L):
     adj_set[node] = True
 
 
+#: The last fresh tape's arrays (``Recording.arrays`` gives the same ones to a tape that
+#: recorded the same lists: the same function on inputs of the same shapes), its ``redo``
+#: rows' bytes, and the tiled reverse sweep's plans for it. Shared by threads: one tuple,
+#: swapped whole; a plan is only read.
+_last_plans = None
+
+
+def _plans_of(ops, off, size, ip, redo):
+    """The plans of :func:`_reverse_in_tiles` for a fresh tape: those of the last tape, if it
+    had these very arrays and the same ``redo`` rows (its plan is this one's), else a new
+    dict. The Rosenbrock sum's ``nb.vjp`` at 10^5 elements took 1.08 ms, 1.21 ms planning
+    each call (and 1.35 ms untiled)."""
+    global _last_plans
+    last = _last_plans
+    rows = None if redo is None else redo.tobytes()
+    if (last is not None and last[0] is ops and last[1] is off and last[2] is size and last[3] is ip
+            and last[4] == rows):
+        return last[5]
+    plans = {}
+    _last_plans = (ops, off, size, ip, rows, plans)
+    return plans
+
+
 def _read(arena, lo, n):
     """A result out of a sweep arena, as a copy: the arena goes back to the buffer cache."""
     return buffers.copy(arena[lo:lo + n])
@@ -434,7 +457,8 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     if redo is not None:
         redo = ops[redo]
     if lanes or not (vals.shape[0] >= TILED_MIN and _reverse_in_tiles(
-            g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo)):
+            g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo,
+            _plans_of(ops, off, size, ip, redo))):
         if redo is not None:
             g.forward(redo, off, size, ip, vals, 0, redo.shape[0], workspace())
         if lanes:
@@ -456,10 +480,13 @@ MAX_SMALL_INPUTS = 62
 
 
 def fits_reverse_inputs(tape, input_nodes):
-    """Can :func:`reverse_inputs` sweep this tape to these input nodes?"""
+    """Can :func:`reverse_inputs` sweep this tape to these input nodes? (Not one that the tiled
+    sweep may take, whose last op reads an array of ``TILED_MIN`` elements: :func:`reverse`.)"""
     k = len(input_nodes)
-    return (0 < k <= MAX_SMALL_INPUTS and tape.top < SMALL_TAPE and tape.top < TILED_MIN and not tape.view_root
-            and not tape._redo and input_nodes[-1] == k - 1)
+    return (0 < k <= MAX_SMALL_INPUTS and tape.top < SMALL_TAPE and not tape.view_root and not tape._redo
+            and input_nodes[-1] == k - 1
+            and (tape.top < TILED_MIN or not tape.ops or tape.node_size[tape.ops[-4]] < TILED_MIN))
+    # (tape.ops[-4]: the last op row's first operand)
 
 
 def seed_one(dtype):
@@ -513,13 +540,12 @@ def tangent_inputs(tape, end, k, y, t):
 #: neither, 2^15 measured best, out of its 32 MiB L3; 2^14 there doubles a small per-tile cost
 #: (about 3 us a tile, measured with tiles of 2^10 and 2^11: 0.1 ms a call at 10^6).
 TILE = 1 << 14
-TILED_MIN = 1 << 17
-#: A tape kept by ``nb.record`` replays in tiles from this many elements, on one thread below
-#: ``TILED_MIN``: it plans its tiles once (``nb.vjp`` plans each call, 0.1-0.15 ms, which the
-#: tiles do not win back at these sizes). On the 2-core Xeon, Rosenbrock's ``tape.vjp`` at
-#: 4*10^4 and 7*10^4 elements took 335 and 592 us in tiles against 410 and 780 us untiled;
-#: a second thread there cost more than it gave (7*10^4: 836 us).
-REPLAY_TILED_MIN = 1 << 15
+TILED_MIN = 1 << 15
+#: Two threads share the tiles of arrays of this many elements or more; smaller ones, the
+#: calling thread alone. On the 2-core Xeon a second thread cost more than it gave below:
+#: Rosenbrock's ``tape.vjp`` at 7*10^4 elements took 592 us on one thread, 836 us on two
+#: (780 us untiled), and ``sum(tanh(x)**2)``'s at 1.4*10^5 769 us on one, 1,077 us on two.
+TWO_THREADS_MIN = 1 << 17
 _TILE_KIND = None          # per opcode: 1 elementwise (or nondiff), 2 view, 3 scatter, 0 other
 _READS = None              # per opcode: does its reverse rule read operand a, b, c, its output?
 
@@ -545,7 +571,7 @@ def _tile_tables():
 
 
 def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo=None,
-                      plans=None, tiled_min=None):
+                      plans=None):
     """The reverse sweep of a large elementwise tape, ``TILE`` elements at a time; ``False``
     (nothing done) where the tape is not of that form.
 
@@ -566,25 +592,24 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     ``redo``: op rows recomputing values the arena lacks (``Recording.redo_rows``). Each
     tile replays them first, into one window per value, like a transient cotangent's.
 
-    ``plans``: a dict in which a recorded tape keeps the plan (:func:`_plan_tiles`) between
-    calls: its ops, offsets, seed node and inputs are the same every call (and it has no
-    ``redo`` rows), and making the plan is about 40 numpy calls on the op table (0.15 ms, a
-    tenth of ``tape.vjp`` at 1.4*10^5 elements).
-
-    ``tiled_min``: the fewest elements of a node, in place of ``TILED_MIN`` (a recorded tape's
-    ``REPLAY_TILED_MIN``); two threads take the tiles only of arrays of ``TILED_MIN`` or more.
+    ``plans``: a dict in which the plan (:func:`_plan_tiles`) is kept between calls on the
+    same arrays: a recorded tape's (its ops, offsets, seed node and inputs are the same every
+    call), or ``nb.vjp``'s tapes that record the same ops (:func:`_plans_of`). Making the plan
+    is about 40 numpy calls on the op table (0.15 ms, a tenth of ``tape.vjp`` at 1.4*10^5
+    elements).
     """
-    tiled_min = TILED_MIN if tiled_min is None else tiled_min
-    key = ("reverse", THREADS, TILE, TILED_MIN, tiled_min, begin, end)     # (what else the plan depends on)
-    if plans is not None and redo is None and key in plans:
+    # (what else the plan depends on; the arrays, and any redo rows, are the dict's)
+    key = ("reverse", THREADS, TILE, TILED_MIN, TWO_THREADS_MIN, begin, end, tuple(n for n, _ in seeds),
+           varying.tobytes(), adj_set.tobytes())
+    if plans is not None and key in plans:
         plan = plans[key]
         if plan is None:
             return False
         varying[:] = plan.varying
         g.prepare_views(ops, ip, off, size, adj, adj_set, varying, begin, end, 1)    # zeroes whole bases
     else:
-        plan = _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo, tiled_min)
-        if plans is not None and redo is None:
+        plan = _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo)
+        if plans is not None:
             plans[key] = plan
         if plan is None:
             return False
@@ -640,7 +665,7 @@ class _TilePlan:
             setattr(self, name, value)
 
 
-def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo, tiled_min):
+def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo):
     """The plan of :func:`_reverse_in_tiles` for this tape, or ``None`` where it is not of the
     tiled form: the tiles (offsets and sizes of every node, one row per tile), the second
     thread's tiles (``None`` for one thread), the summed node and how its cotangent is
@@ -651,7 +676,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
         return None
     last = ops[end - 1]
     kinds, reads = _tile_tables()
-    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < tiled_min:
+    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < TILED_MIN:
         return None
     rows = ops[begin:end - 1]
     row_kinds = kinds[rows[:, 0]]
@@ -660,7 +685,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
     nodes = rows[:, 1:5]
     used = nodes >= 0
     sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
-    if not np.all((sizes == 1) | (sizes >= tiled_min)):
+    if not np.all((sizes == 1) | (sizes >= TILED_MIN)):
         return None
     elementwise = row_kinds == 1
     # an elementwise op's array operands have its output's size (numpy broadcasts by gathers)
@@ -673,7 +698,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
     g.prepare_views(ops, ip, off, size, adj, adj_set, varying, begin, end, 1)    # zeroes whole bases
     summed = last[2]
     start = adj_set.copy()
-    big = size >= tiled_min
+    big = size >= TILED_MIN
     # A node whose value no rule reads, and whose cotangent lives only between the ops
     # that write and read it (not an input, a view or a view's base), keeps one window
     # (its first TILE elements) for every tile: its cotangents never leave the cache.
@@ -703,7 +728,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
     # a base that an op made (whose rule the next tile runs on those elements) keeps to one
     # thread.
     shifts = off[nodes[:, 0][views]] - off[nodes[:, 1][views]]
-    split = (THREADS > 1 and len(los) >= 4 and sizes.max() >= TILED_MIN and np.all(size[windows] >= 2 * TILE)
+    split = (THREADS > 1 and len(los) >= 4 and sizes.max() >= TWO_THREADS_MIN and np.all(size[windows] >= 2 * TILE)
              and np.all(shifts < TILE) and not np.any(produced[nodes[:, 1][views][shifts > 0]]))
     accumulate = bool(start[summed])
     # the summed node's cotangent is the seed throughout: in a window that no op writes

@@ -268,8 +268,9 @@ class Branch:
 
     def _tiled_forward(self, x, keep=False):
         """:meth:`forward` of a tape with a :meth:`_tile_plan`: the values of each tile stay
-        in the processor's cache from op to op, and two threads take the tiles. The same
-        operations on the same values as the plain replay. ``keep``: return the arena."""
+        in the processor's cache from op to op, and two threads take the tiles of large arrays
+        (:func:`_in_two_halves`). The same operations on the same values as the plain replay.
+        ``keep``: return the arena."""
         g = interpreters()
         ops, off, scalar_rows, big_rows, tiles, largest = self._tile_plan()
         size, ip = self.node_size, self.ip
@@ -308,7 +309,7 @@ class Branch:
 
     def _tiled_vjp(self, x, v):
         """:meth:`vjp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
-        tiled reverse sweep on two threads, as an eager ``nb.vjp`` sweeps it."""
+        tiled reverse sweep, as an eager ``nb.vjp`` sweeps it."""
         g = interpreters()
         ops, off = self._tile_plan()[:2]
         size = self.node_size
@@ -337,8 +338,9 @@ class Branch:
 
     def _tiled_jvp(self, x, t):
         """:meth:`jvp` of a tape with a :meth:`_tile_plan`: the tiled forward replay, then the
-        tangent sweep in the same tiles on two threads (each with its own varying flags, which
-        the sweep writes), and the sum's tangent last, over the whole arrays."""
+        tangent sweep in the same tiles, on two threads as the forward (each with its own
+        varying flags, which the sweep writes), and the sum's tangent last, over the whole
+        arrays."""
         g = interpreters()
         ops, off, scalar_rows, big_rows, tiles, largest = self._tile_plan()
         size, ip = self.node_size, self.ip

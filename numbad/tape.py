@@ -503,6 +503,10 @@ class Recording:
     def add_attrs(self, ints):
         """Append integer attributes; return their offset in the pool."""
         off = self._ipool_len
+        if type(ints) is tuple:                 # (the common case: a few Python ints)
+            self._ipool.extend(ints)
+            self._ipool_len = off + len(ints)
+            return off
         if isinstance(ints, np.ndarray) and ints.size > 64:
             if not self._ipool_chunks:
                 self._ipool_chunks = []

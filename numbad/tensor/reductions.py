@@ -92,7 +92,7 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE,
     if type(value) is np.ndarray and value.dtype is tape.dtype and 1 < value.size < core.BIG and not tape._deferred:
         # a small array result waits to be written with its neighbours, as an elementwise
         # one does (core._push; no deferred operand to write first, which add_op would see to)
-        return core._push(tape, value, value.size, value.shape, _SCATTER, x._node, iattr=ia)
+        return core._push(tape, value, value.size, value.shape, _SCATTER, x._node, -1, -1, ia)
     return core.record(tape, _SCATTER, value, x._node, iattr=ia)
 
 

@@ -170,6 +170,38 @@ def test_an_input_changed_by_the_function_keeps_the_value_it_had():
     np.testing.assert_array_equal(g, [2.0, 4.0, 6.0])
 
 
+@pytest.mark.parametrize("layout", ["strided", "transposed", "reversed", "read-only", "float32",
+                                    "past the first arena"])
+def test_an_input_in_any_layout_waits_as_its_bytes_in_c_order(layout):
+    """The input of a fresh tape waits as a copy of its bytes (Recording.add_input), in C
+    order: the tape holds its values, and the gradients are those of a C-contiguous copy
+    (that the function changes the caller's array as it runs changes neither)."""
+    base = np.random.default_rng(5).uniform(-1.0, 1.0, (6, 8))
+    x = {"strided": base[::2, 1::3], "transposed": base.T, "reversed": base[::-1, ::-1],
+         "read-only": base.copy(), "float32": base.astype(np.float32),
+         "past the first arena": np.random.default_rng(6).uniform(-1.0, 1.0, (40, 30))}[layout]
+    if layout == "read-only":
+        x.flags.writeable = False
+    kept = x.copy(order="K")                # (numpy's sum of a transpose adds in its own order)
+    seen = []
+
+    def f(t):
+        y = np.sum(np.sin(t) * t, axis=0)
+        if x.flags.writeable:
+            x[...] = 9.0                    # the caller's array, changed behind numbad's back
+        seen.append(t._tape.value(0).copy())        # (written to the arena now)
+        return y
+    v = np.linspace(-1.0, 1.0, kept.shape[1]).astype(kept.dtype)
+    out, g = nb.vjp(f, x, v)
+    np.testing.assert_array_equal(seen[0], kept)
+    out0, g0 = nb.vjp(lambda t: np.sum(np.sin(t) * t, axis=0), np.ascontiguousarray(kept), v)
+    assert out.dtype == g.dtype == kept.dtype and g.shape == kept.shape
+    np.testing.assert_array_equal(out, np.sum(np.sin(kept) * kept, axis=0))
+    np.testing.assert_allclose(out, out0, rtol=1e-6 if layout == "float32" else 1e-15)
+    np.testing.assert_array_equal(g, g0)
+    np.testing.assert_allclose(g, v * (np.cos(kept) * kept + np.sin(kept)), rtol=1e-6 if layout == "float32" else 1e-14)
+
+
 def test_waiting_values_in_any_layout_land_in_c_order():
     # flush joins the waiting values' bytes; a value that is not C-contiguous (a transpose
     # passed on as it is, as stop_gradient does) makes it copy them as arrays instead

@@ -191,7 +191,7 @@ def start_call(inputs, create_graph, defer=False):
         t = _new(Tensor)
         t._v = x
         t._tape = tape
-        t._node = tape.add_node(x)
+        t._node = tape.add_input(x)
         call.inputs = (t,)
         call.input_nodes = [0]
         tape.input_nodes.append(0)

@@ -175,3 +175,83 @@ def test_the_default_tiles_on_two_threads(monkeypatch):
     closed[1:] += 200.0 * (x[1:] - x[:-1] ** 2)
     closed[:-1] += -400.0 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2.0 * (1.0 - x[:-1])
     np.testing.assert_allclose(g, closed, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- random programs
+# The random programs of test_random_programs.py never have the tiled form (a sum of
+# elementwise ops and shifted reads of inputs): these do. Leaves are shifted reads of two
+# inputs (x[2:], x[1:-1], x[:-2]) and numbers; inner nodes the ops below.
+_UNARY = [(np.sin, torch.sin), (np.exp, torch.exp), (np.tanh, torch.tanh), (np.cos, torch.cos),
+          (lambda a: np.log1p(a * a), lambda a: torch.log1p(a * a)),
+          (lambda a: np.sqrt(a * a + 1.0), lambda a: torch.sqrt(a * a + 1.0)),
+          (np.abs, torch.abs), (np.square, torch.square), (np.negative, torch.neg)]
+_BINARY = [(np.add, torch.add), (np.subtract, torch.sub), (np.multiply, torch.mul),
+           (lambda a, b: a / (b * b + 1.0), lambda a, b: a / (b * b + 1.0)),
+           (np.maximum, torch.maximum), (lambda a, b: np.where(a > b, a * b, a - b),
+                                         lambda a, b: torch.where(a > b, a * b, a - b))]
+
+
+def _tiled_program(rng):
+    """A random ``sum(expression)`` over shifted reads of two inputs, as (numpy, torch) functions."""
+    steps = []
+    for _ in range(int(rng.integers(2, 9))):
+        kind = rng.integers(3)
+        if kind == 0:
+            steps.append(("unary", int(rng.integers(len(_UNARY)))))
+        elif kind == 1:
+            steps.append(("binary", int(rng.integers(len(_BINARY))), int(rng.integers(7))))
+        else:
+            steps.append(("number", float(rng.uniform(-2.0, 2.0)), int(rng.integers(2))))
+
+    def run(x, y, numpy):
+        side = 0 if numpy else 1
+        leaves = [x[2:], x[1:-1], x[:-2], y[2:], y[1:-1], y[:-2]]
+        value = leaves[0]
+        for step in steps:
+            if step[0] == "unary":
+                value = _UNARY[step[1]][side](value)
+            elif step[0] == "binary":
+                other = leaves[step[2]] if step[2] < len(leaves) else value
+                value = _BINARY[step[1]][side](value, other)
+            else:
+                value = value * step[1] if step[2] else value + step[1]
+        return value
+    return (lambda x, y: np.sum(run(x, y, True))), (lambda x, y: run(x, y, False).sum()), steps
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_tiled_programs(tiles, monkeypatch, seed, threads, deferred):
+    """A random program of the tiled form, swept in tiles (on one thread, or two; with the
+    values of exact ops recomputed by each tile, or not): its gradients are the plain
+    sweep's (but for the order of additions at tile edges) and PyTorch's; a second call on
+    the same shapes keeps the first call's plan and gives the bits of a call that plans
+    afresh; a recorded tape's tiled replay gives nb.vjp's values."""
+    if threads == 1:
+        monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 1 << 62)
+    if deferred:
+        monkeypatch.setattr(core, "BIG", 8)           # (large values: deferred, recomputed)
+    rng = np.random.default_rng(seed)
+    f, tf, steps = _tiled_program(rng)
+    n = int(rng.integers(20, 60))
+    inputs = (rng.uniform(-1.0, 1.0, n), rng.uniform(-1.0, 1.0, n))
+    out, grads = nb.vjp(f, inputs)
+    assert tiles == [True], steps
+    plain_out, plain = _untiled(monkeypatch, f, inputs)
+    assert out == plain_out
+    for g, p, t in zip(grads, plain, torch_vjp(tf, inputs, 1.0)[1]):
+        np.testing.assert_allclose(g, p, rtol=1e-14, atol=1e-14, err_msg=str(steps))
+        np.testing.assert_allclose(g, t, rtol=1e-12, atol=1e-12, err_msg=str(steps))
+    moved = tuple(a + rng.uniform(-0.05, 0.05, n) for a in inputs)
+    _, kept = nb.vjp(f, moved)
+    monkeypatch.setattr(sweeps, "_plans_of", lambda *args: None)
+    _, fresh = nb.vjp(f, moved)
+    for a, b in zip(kept, fresh):
+        assert a.tobytes() == b.tobytes(), steps
+    tape = nb.record(f, inputs)
+    _, replayed = tape.vjp(moved, 1.0)
+    assert tiles[-1] is True
+    for a, b in zip(replayed, fresh):
+        # (a replay computes exp, cos... in its sweeps, numpy's values may differ in the last bit)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=str(steps))

@@ -540,6 +540,9 @@ def tangent_inputs(tape, end, k, y, t):
 #: neither, 2^15 measured best, out of its 32 MiB L3; 2^14 there doubles a small per-tile cost
 #: (about 3 us a tile, measured with tiles of 2^10 and 2^11: 0.1 ms a call at 10^6).
 TILE = 1 << 14
+#: From 2^15 elements (two tiles and more), with the plan kept between calls (:func:`_plans_of`):
+#: at 4*10^4 the Rosenbrock sum's nb.vjp took 499 against 535 us untiled, ``sum(tanh(x)**2)``'s
+#: about the same (236 against 229 us); at 10^5, 1,134 against 1,360 and 531 against 580 us.
 TILED_MIN = 1 << 15
 #: Two threads share the tiles of arrays of this many elements or more; smaller ones, the
 #: calling thread alone. On the 2-core Xeon a second thread cost more than it gave below:

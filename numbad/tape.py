@@ -197,7 +197,8 @@ class Recording:
         self.arena = np.empty(_INITIAL_ARENA, self.dtype) if arena is None else arena
         self.cap = self.arena.shape[0]
         self.top = 0
-        # small array values waiting to be written at [pending_from, top) (see flush)
+        # small array values (or an input's bytes) waiting to be written at [pending_from, top)
+        # (see flush)
         self.pending = []
         self.pending_from = 0
         self.node_off = []            # per node: offset of its values in the arena
@@ -344,9 +345,10 @@ class Recording:
     def add_input(self, x):
         """:meth:`add_node` for the input array of a fresh tape (node 0). A small one waits in
         ``pending`` as a copy of its bytes (``x.tobytes()``, in C order), to be written with
-        the first values the function computes (:meth:`flush`): a tenth of the time of
-        writing it into the arena on its own (0.34 us for 16 values). The copy is taken
-        now, as add_node's is: the function may change the caller's array as it runs."""
+        the first values the function computes (:meth:`flush`): an eighth of the time of
+        writing it into the arena on its own (0.04 against 0.34 us for 16 values). The copy
+        is taken now, as add_node's is: the function may change the caller's array as it
+        runs."""
         n = x.size
         if self.top or n >= BIG or x.dtype is not self.dtype:
             return self.add_node(x)

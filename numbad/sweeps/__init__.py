@@ -483,10 +483,10 @@ def fits_reverse_inputs(tape, input_nodes):
     """Can :func:`reverse_inputs` sweep this tape to these input nodes? (Not one that the tiled
     sweep may take, whose last op reads an array of ``TILED_MIN`` elements: :func:`reverse`.)"""
     k = len(input_nodes)
+    # (tape.ops[-4]: the last op row's first operand)
     return (0 < k <= MAX_SMALL_INPUTS and tape.top < SMALL_TAPE and not tape.view_root and not tape._redo
             and input_nodes[-1] == k - 1
             and (tape.top < TILED_MIN or not tape.ops or tape.node_size[tape.ops[-4]] < TILED_MIN))
-    # (tape.ops[-4]: the last op row's first operand)
 
 
 def seed_one(dtype):

@@ -770,44 +770,6 @@ def test_a_tiled_replay_plans_its_reverse_sweep_once(monkeypatch):
     assert taken == [False, False]
 
 
-def test_mid_size_arrays_sweep_in_tiles_on_one_thread(monkeypatch):
-    """Arrays from ``TILED_MIN`` up to ``TWO_THREADS_MIN`` elements are swept in tiles on the
-    calling thread alone, by a replay and by nb.vjp: the value and the tangent are the plain
-    replay's bits, the gradient nb.vjp's (one thread adds the shifted reads' cotangents in
-    one order) and the closed form's."""
-    from numbad import sweeps
-    from numbad.tensor import core
-    monkeypatch.setattr(sweeps, "THREADS", 2)
-    monkeypatch.setattr(core, "SPLIT_NS", float("inf"))       # (nb.vjp's forward ops: one thread)
-    taken = record_tiled_reverses(monkeypatch)
-    submitted = count_worker_requests(monkeypatch)
-
-    def rosenbrock(x):
-        return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-    n = 4 * sweeps.TILE + 9                 # (four tiles and a bit: two threads could take them)
-    assert sweeps.TILED_MIN < n < sweeps.TWO_THREADS_MIN
-    x = rng.uniform(-1.0, 1.0, n)
-    tape = nb.record(rosenbrock, x)
-    branch = tape.branches[0]
-    assert branch._tile_plan()
-    moved = x + 0.01
-    tangent = rng.standard_normal(n)
-    out, grad = tape.vjp(moved, np.array(1.5))
-    value, jv = tape.jvp(moved, tangent)
-    _, eager = nb.vjp(rosenbrock, moved, np.array(1.5))
-    assert taken == [True, True] and not submitted and out == value == tape(moved)
-    np.testing.assert_array_equal(grad, eager)
-    closed = np.zeros(n)
-    closed[1:] += 200.0 * (moved[1:] - moved[:-1] ** 2)
-    closed[:-1] += -400.0 * moved[:-1] * (moved[1:] - moved[:-1] ** 2) - 2.0 * (1.0 - moved[:-1])
-    np.testing.assert_allclose(grad, 1.5 * closed, rtol=1e-12, atol=1e-12)
-    monkeypatch.setattr(branch, "_tiles", False)                   # the plain replay
-    plain_out, plain_grad = tape.vjp(moved, np.array(1.5))
-    assert out == plain_out and jv == tape.jvp(moved, tangent)[1]
-    np.testing.assert_allclose(grad, plain_grad, rtol=1e-13, atol=1e-13)    # (its gathers add in its order)
-
-
 def test_nb_vjp_keeps_the_tiles_plan_of_a_tape_like_the_last(monkeypatch):
     """An nb.vjp call that records the same ops as the last (the same function on inputs of
     the same shapes: ``Recording.arrays`` gives it the same arrays) sweeps in the last call's
@@ -835,31 +797,41 @@ def test_nb_vjp_keeps_the_tiles_plan_of_a_tape_like_the_last(monkeypatch):
     assert len(plans) == 4 + 6
 
 
-def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):
+@pytest.mark.parametrize("size", ["mid", "large"])
+def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch, size):
     """``nb.record`` records ``x[1:]`` as a gather (the ensemble and GPU replays know no
     views); the tiled replay reads such contiguous runs of an input as views, as the eager
-    tape does: Rosenbrock's replay then takes the tiles, its value is the plain replay's and
-    its gradient nb.vjp's, bit for bit (arithmetic alone: the same operations in the same
-    order), and the closed form's. A strided read, or one of a computed array, keeps the
-    plain replay."""
+    tape does: Rosenbrock's replay then takes the tiles, its value and tangent are the plain
+    replay's and its gradient nb.vjp's, bit for bit (arithmetic alone: the same operations in
+    the same order), and the closed form's. Arrays from ``TILED_MIN`` up to
+    ``TWO_THREADS_MIN`` elements take the tiles on the calling thread alone (replay and
+    nb.vjp), larger ones on two. A strided read, or one of a computed array, keeps the plain
+    replay."""
     from numbad import sweeps
     from numbad.ops import OPS
+    from numbad.tensor import core
+    monkeypatch.setattr(sweeps, "THREADS", 2)
+    monkeypatch.setattr(core, "SPLIT_NS", float("inf"))       # (nb.vjp's forward ops: one thread)
     taken = record_tiled_reverses(monkeypatch)
+    submitted = count_worker_requests(monkeypatch)
 
     def rosenbrock(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
-    n = 3 * sweeps.TWO_THREADS_MIN + 7
+    # (mid: four tiles and a bit, which two threads could take)
+    n = 4 * sweeps.TILE + 9 if size == "mid" else 3 * sweeps.TWO_THREADS_MIN + 7
+    assert (sweeps.TILED_MIN < n < sweeps.TWO_THREADS_MIN) == (size == "mid")
     x = rng.uniform(-1.0, 1.0, n)
     tape = nb.record(rosenbrock, x)
     branch = tape.branches[0]
     assert branch._tile_plan() and (branch.ops[:, 0] == OPS["gather"].code).sum() == 2
     moved = x + 0.01
     out, grad = tape.vjp(moved, np.array(1.5))
-    assert taken == [True]
     tangent = rng.standard_normal(n)
     value, jv = tape.jvp(moved, tangent)
     _, eager = nb.vjp(rosenbrock, moved, np.array(1.5))
+    # (two threads: tape.vjp's forward and reverse, tape.jvp's forward and tangent, nb.vjp's reverse)
+    assert taken == [True, True] and len(submitted) == (0 if size == "mid" else 5)
     np.testing.assert_array_equal(grad, eager)
     closed = np.zeros(n)
     closed[1:] += 200.0 * (moved[1:] - moved[:-1] ** 2)
@@ -868,7 +840,7 @@ def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch):
     monkeypatch.setattr(branch, "_tiles", False)                   # the plain replay
     plain_out, plain_grad = tape.vjp(moved, np.array(1.5))
     assert out == value == plain_out == tape(moved)
-    np.testing.assert_allclose(grad, plain_grad, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(grad, plain_grad, rtol=1e-13, atol=1e-13)    # (its gathers add in its order)
     assert jv == tape.jvp(moved, tangent)[1]
     np.testing.assert_allclose(jv, np.dot(closed, tangent), rtol=1e-10)
     for f in (lambda x: np.sum(x[:-1:2] * x[1::2]), lambda x: np.sum(np.exp((2.0 * x)[1:]) * x[:-1])):

@@ -30,6 +30,7 @@ def deferring(request, monkeypatch):
         monkeypatch.setattr(core, "VIEW_MIN_SIZE", 1)
         monkeypatch.setattr(sweeps, "TILE", 4)
         monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+        monkeypatch.setattr(sweeps, "EAGER_TILED_MIN", 8)
         monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 8)
         monkeypatch.setattr(sweeps, "THREADS", 2)
     alloc = tape_module.Recording.alloc

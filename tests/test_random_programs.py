@@ -92,6 +92,7 @@ def test_an_hvp_where_the_double_backward_trick_gives_nan(monkeypatch):
     monkeypatch.setattr(core, "BIG", 8)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    monkeypatch.setattr(sweeps, "EAGER_TILED_MIN", 8)
     monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 8)
     seed = 91194
     rng = np.random.default_rng(seed)
@@ -129,6 +130,7 @@ def small_large_values(monkeypatch):
     monkeypatch.setattr(core, "BIG", 8)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    monkeypatch.setattr(sweeps, "EAGER_TILED_MIN", 8)
     monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 8)
     monkeypatch.setattr(sweeps, "THREADS", 2)
 

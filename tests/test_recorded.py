@@ -785,7 +785,7 @@ def test_nb_vjp_keeps_the_tiles_plan_of_a_tape_like_the_last(monkeypatch):
     def other(x):
         return np.sum(np.sin(x) * np.exp(-x ** 2) + np.log1p(x ** 2))
 
-    n = sweeps.TILED_MIN + 7
+    n = sweeps.EAGER_TILED_MIN + 7
     x = rng.uniform(-1.0, 1.0, n)
     calls = [(rosenbrock, x), (rosenbrock, x - 0.3), (other, x), (other, x + 0.1),
              (rosenbrock, x[:-3]), (rosenbrock, x + 0.2)]
@@ -804,9 +804,8 @@ def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch, size):
     tape does: Rosenbrock's replay then takes the tiles, its value and tangent are the plain
     replay's and its gradient nb.vjp's, bit for bit (arithmetic alone: the same operations in
     the same order), and the closed form's. Arrays from ``TILED_MIN`` up to
-    ``TWO_THREADS_MIN`` elements take the tiles on the calling thread alone (replay and
-    nb.vjp), larger ones on two. A strided read, or one of a computed array, keeps the plain
-    replay."""
+    ``TWO_THREADS_MIN`` elements take the tiles on the calling thread alone, larger ones on
+    two. A strided read, or one of a computed array, keeps the plain replay."""
     from numbad import sweeps
     from numbad.ops import OPS
     from numbad.tensor import core
@@ -830,8 +829,9 @@ def test_shifted_reads_of_an_input_replay_in_tiles_as_views(monkeypatch, size):
     tangent = rng.standard_normal(n)
     value, jv = tape.jvp(moved, tangent)
     _, eager = nb.vjp(rosenbrock, moved, np.array(1.5))
-    # (two threads: tape.vjp's forward and reverse, tape.jvp's forward and tangent, nb.vjp's reverse)
-    assert taken == [True, True] and len(submitted) == (0 if size == "mid" else 5)
+    # (nb.vjp's reverse tiles from EAGER_TILED_MIN; two threads: tape.vjp's forward and reverse,
+    # tape.jvp's forward and tangent, nb.vjp's reverse)
+    assert taken == [True, size == "large"] and len(submitted) == (0 if size == "mid" else 5)
     np.testing.assert_array_equal(grad, eager)
     closed = np.zeros(n)
     closed[1:] += 200.0 * (moved[1:] - moved[:-1] ** 2)

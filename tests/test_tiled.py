@@ -30,6 +30,7 @@ def tiles(monkeypatch):
     monkeypatch.setattr(buffers, "take", poisoned)
     monkeypatch.setattr(sweeps, "TILE", 4)
     monkeypatch.setattr(sweeps, "TILED_MIN", 8)
+    monkeypatch.setattr(sweeps, "EAGER_TILED_MIN", 8)
     monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 8)
     monkeypatch.setattr(sweeps, "THREADS", 2)         # (whatever this machine's cores)
     return record_tiled_reverses(monkeypatch)
@@ -38,6 +39,7 @@ def tiles(monkeypatch):
 def _untiled(monkeypatch, f, inputs, v=None):
     with monkeypatch.context() as m:
         m.setattr(sweeps, "TILED_MIN", 1 << 62)
+        m.setattr(sweeps, "EAGER_TILED_MIN", 1 << 62)
         return nb.vjp(f, inputs, v)
 
 
@@ -227,7 +229,8 @@ def test_random_tiled_programs(tiles, monkeypatch, seed, threads, deferred):
     values of exact ops recomputed by each tile, or not): its gradients are the plain
     sweep's (but for the order of additions at tile edges) and PyTorch's; a second call on
     the same shapes keeps the first call's plan and gives the bits of a call that plans
-    afresh; a recorded tape's tiled replay gives nb.vjp's values."""
+    afresh; nb.jvp's tangent, swept in tiles, is the plain sweep's to the bit and PyTorch's;
+    a recorded tape's tiled replay gives nb.vjp's values."""
     if threads == 1:
         monkeypatch.setattr(sweeps, "TWO_THREADS_MIN", 1 << 62)
     if deferred:
@@ -249,9 +252,40 @@ def test_random_tiled_programs(tiles, monkeypatch, seed, threads, deferred):
     _, fresh = nb.vjp(f, moved)
     for a, b in zip(kept, fresh):
         assert a.tobytes() == b.tobytes(), steps
+    tangents = (rng.uniform(-1.0, 1.0, n), rng.uniform(-1.0, 1.0, n))
+    tiled_tangents = []
+    tangent_in_tiles = sweeps._tangent_in_tiles
+    monkeypatch.setattr(sweeps, "_tangent_in_tiles", lambda *a: tiled_tangents.append(tangent_in_tiles(*a))
+                        or tiled_tangents[-1])
+    _, jv = nb.jvp(f, inputs, tangents)
+    assert tiled_tangents == [True], steps
+    with monkeypatch.context() as m:
+        m.setattr(sweeps, "TILED_MIN", 1 << 62)
+        _, plain_jv = nb.jvp(f, inputs, tangents)
+    assert jv.tobytes() == plain_jv.tobytes(), steps                 # (element by element: the same bits)
+    np.testing.assert_allclose(jv, torch.func.jvp(tf, tuple(map(torch.tensor, inputs)),
+                                                  tuple(map(torch.tensor, tangents)))[1].numpy(),
+                               rtol=1e-12, atol=1e-12, err_msg=str(steps))
     tape = nb.record(f, inputs)
     _, replayed = tape.vjp(moved, 1.0)
     assert tiles[-1] is True
     for a, b in zip(replayed, fresh):
         # (a replay computes exp, cos... in its sweeps, numpy's values may differ in the last bit)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=str(steps))
+
+
+def test_a_tangent_through_a_view_of_a_computed_value_is_not_tiled(tiles, monkeypatch):
+    """A view of a value that an op makes (``np.exp(x)[2:]``) reads elements of the next tile,
+    which a tiled tangent sweep has not computed yet: the plain sweep takes that tape."""
+    tiled_tangents = []
+    tangent_in_tiles = sweeps._tangent_in_tiles
+    monkeypatch.setattr(sweeps, "_tangent_in_tiles", lambda *a: tiled_tangents.append(tangent_in_tiles(*a))
+                        or tiled_tangents[-1])
+    x, t = RNG.uniform(-1.0, 1.0, 30), RNG.uniform(-1.0, 1.0, 30)
+    _, jv = nb.jvp(lambda x: np.sum(np.exp(x)[2:] * x[:-2]), x, t)
+    assert tiled_tangents == [False]
+    expected = np.sum(np.exp(x[2:]) * t[2:] * x[:-2] + np.exp(x[2:]) * t[:-2])
+    np.testing.assert_allclose(jv, expected, rtol=1e-13)
+    _, jv = nb.jvp(lambda x: np.sum(np.exp(x[2:]) * x[:-2]), x, t)     # (views of the input: tiled)
+    assert tiled_tangents == [False, True]
+    np.testing.assert_allclose(jv, expected, rtol=1e-13)

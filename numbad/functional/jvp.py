@@ -51,7 +51,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         # general code below does for one output Tensor)
         p, _ = sweeps.tangent_inputs(tape, tape.n_ops, len(inputs), outputs._node, _flat(v, tape.dtype))
         yv = outputs._v
-        p = p.reshape(yv.shape)                     # (a 0-d value is a numpy scalar: shape ())
+        if p.shape != yv.shape:
+            p = p.reshape(yv.shape)                 # (a 0-d value is a numpy scalar: shape ())
         if p.dtype is not yv.dtype:
             p = p.astype(result_dtype(outputs, tape), copy=False)
         out = detach_value(outputs)
@@ -114,10 +115,12 @@ def _flat(v, dtype):
     """The tangents ``v`` (validated: one per input, of its shape) end to end, as one flat,
     C-contiguous, writable array of ``dtype`` (what ``sweeps.tangent_inputs`` reads)."""
     if len(v) == 1:
-        t = plain(v[0])
-        if not (type(t) is np.ndarray and t.dtype is dtype and t.flags.carray):
-            t = np.array(t, dtype)
-        return t.reshape(-1)
+        t = v[0]
+        if type(t) is Tensor:
+            t = t._v
+        if not (type(t) is np.ndarray and t.ndim == 1 and t.dtype is dtype and t.flags.carray):
+            t = np.array(t, dtype).reshape(-1)
+        return t
     return np.concatenate([np.ravel(plain(t)) for t in v], dtype=dtype, casting="unsafe")
 
 

@@ -456,9 +456,9 @@ def reverse(tape, begin, end, input_nodes, seeds, lanes=0):
     redo = tape.redo_rows() if tape._redo else None
     if redo is not None:
         redo = ops[redo]
-    if lanes or not (vals.shape[0] >= TILED_MIN and _reverse_in_tiles(
+    if lanes or not (vals.shape[0] >= EAGER_TILED_MIN and _reverse_in_tiles(
             g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo,
-            _plans_of(ops, off, size, ip, redo))):
+            _plans_of(ops, off, size, ip, redo), EAGER_TILED_MIN)):
         if redo is not None:
             g.forward(redo, off, size, ip, vals, 0, redo.shape[0], workspace())
         if lanes:
@@ -480,13 +480,10 @@ MAX_SMALL_INPUTS = 62
 
 
 def fits_reverse_inputs(tape, input_nodes):
-    """Can :func:`reverse_inputs` sweep this tape to these input nodes? (Not one that the tiled
-    sweep may take, whose last op reads an array of ``TILED_MIN`` elements: :func:`reverse`.)"""
+    """Can :func:`reverse_inputs` sweep this tape to these input nodes?"""
     k = len(input_nodes)
-    # (tape.ops[-4]: the last op row's first operand)
-    return (0 < k <= MAX_SMALL_INPUTS and tape.top < SMALL_TAPE and not tape.view_root and not tape._redo
-            and input_nodes[-1] == k - 1
-            and (tape.top < TILED_MIN or not tape.ops or tape.node_size[tape.ops[-4]] < TILED_MIN))
+    return (0 < k <= MAX_SMALL_INPUTS and tape.top < SMALL_TAPE and tape.top < EAGER_TILED_MIN
+            and not tape.view_root and not tape._redo and input_nodes[-1] == k - 1)
 
 
 def seed_one(dtype):
@@ -540,10 +537,17 @@ def tangent_inputs(tape, end, k, y, t):
 #: neither, 2^15 measured best, out of its 32 MiB L3; 2^14 there doubles a small per-tile cost
 #: (about 3 us a tile, measured with tiles of 2^10 and 2^11: 0.1 ms a call at 10^6).
 TILE = 1 << 14
-#: From 2^15 elements (two tiles and more), with the plan kept between calls (:func:`_plans_of`):
-#: at 4*10^4 the Rosenbrock sum's nb.vjp took 499 against 535 us untiled, ``sum(tanh(x)**2)``'s
-#: about the same (236 against 229 us); at 10^5, 1,134 against 1,360 and 531 against 580 us.
+#: A recorded tape's replays, and ``nb.jvp``'s tangent sweep, tile arrays from 2^15 elements
+#: (two tiles and more). On the Xeon, Rosenbrock's ``tape.vjp`` at 4*10^4 and 10^5 elements
+#: took 327 and 795 us in tiles against 386 and 1,175 us untiled; its ``nb.jvp`` at 10^5,
+#: 1.05 against 1.18 ms.
 TILED_MIN = 1 << 15
+#: ``nb.vjp``'s reverse sweep tiles arrays from 2^17 elements. Below, with the plan kept
+#: (:func:`_plans_of`), its tiles gained 7-17% on the Xeon between 4*10^4 and 10^5 elements
+#: (Rosenbrock at 10^5: 1.13 against 1.36 ms) but lost 3-8% just above 2^15 (``sum(x*x)`` at
+#: 33,000: 110 against 102 us), and they took the Rosenbrock ``nb.vjp`` at 10^5 under
+#: ``nb.jvp`` (1.06 ms against 1.05-1.07), whose true forward mode is to cost no more.
+EAGER_TILED_MIN = 1 << 17
 #: Two threads share the tiles of arrays of this many elements or more; smaller ones, the
 #: calling thread alone. On the 2-core Xeon a second thread cost more than it gave below:
 #: Rosenbrock's ``tape.vjp`` at 7*10^4 elements took 592 us on one thread, 836 us on two
@@ -574,7 +578,7 @@ def _tile_tables():
 
 
 def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin, end, seeds, redo=None,
-                      plans=None):
+                      plans=None, least=None):
     """The reverse sweep of a large elementwise tape, ``TILE`` elements at a time; ``False``
     (nothing done) where the tape is not of that form.
 
@@ -600,10 +604,13 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     call), or ``nb.vjp``'s tapes that record the same ops (:func:`_plans_of`). Making the plan
     is about 40 numpy calls on the op table (0.15 ms, a tenth of ``tape.vjp`` at 1.4*10^5
     elements).
+
+    ``least``: the fewest elements of the summed array (``TILED_MIN`` if ``None``).
     """
+    least = TILED_MIN if least is None else least
     # (what else the plan depends on; the arrays, and any redo rows, are the dict's)
-    key = ("reverse", THREADS, TILE, TILED_MIN, TWO_THREADS_MIN, begin, end, tuple(n for n, _ in seeds),
-           varying.tobytes(), adj_set.tobytes())
+    key = ("reverse", THREADS, TILE, TILED_MIN, TWO_THREADS_MIN, least, begin, end,
+           tuple(n for n, _ in seeds), varying.tobytes(), adj_set.tobytes())
     if plans is not None and key in plans:
         plan = plans[key]
         if plan is None:
@@ -611,7 +618,7 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
         varying[:] = plan.varying
         g.prepare_views(ops, ip, off, size, adj, adj_set, varying, begin, end, 1)    # zeroes whole bases
     else:
-        plan = _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo)
+        plan = _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo, least)
         if plans is not None:
             plans[key] = plan
         if plan is None:
@@ -658,6 +665,66 @@ def _reverse_in_tiles(g, ops, off, size, ip, vals, adj, adj_set, varying, begin,
     return True
 
 
+def _tangent_in_tiles(g, ops, off, size, ip, vals, tan, varying, begin, end, y, plans):
+    """The tangent sweep of a tape of the tiled form (:func:`_reverse_in_tiles`) to its sum
+    ``y``, tile by tile on the calling thread: the ops of one-element values first, then every
+    other op but the sum on one tile of every large node, then the next tile, and the sum last,
+    over the whole arrays. Element by element these are the plain sweep's operations on the
+    same values: the same bits. ``False`` (nothing done) where the tape is not of that form.
+    ``plans``: as for :func:`_reverse_in_tiles`. At 10^5 elements the Rosenbrock sum's
+    ``nb.jvp`` took 0.89 ms against 1.17 ms untiled."""
+    key = ("tangent", TILE, TILED_MIN, begin, end, y, varying.tobytes())
+    if plans is not None and key in plans:
+        plan = plans[key]
+    else:
+        plan = _plan_tangent_tiles(ops, off, size, begin, end, y)
+        if plans is not None:
+            plans[key] = plan
+    if plan is None:
+        return False
+    scalar_rows, big_rows, tiles = plan
+    ws = workspace()
+    if scalar_rows.shape[0]:
+        g.tangent(scalar_rows, off, size, ip, vals, tan, varying, 0, scalar_rows.shape[0], ws)
+    for tile_off, tile_size in tiles:
+        g.tangent(big_rows, tile_off, tile_size, ip, vals, tan, varying, 0, big_rows.shape[0], ws)
+    g.tangent(ops, off, size, ip, vals, tan, varying, end - 1, end, ws)
+    return True
+
+
+def _plan_tangent_tiles(ops, off, size, begin, end, y):
+    """The plan of :func:`_tangent_in_tiles`, ``(one-element rows, other rows, tiles)``, or
+    ``None`` where the tape is not of the form: ops ``[begin, end - 1)`` elementwise or views
+    of nodes no op writes (an input: its tangents are all set before the tiles), their array
+    operands of their result's size, every array of ``TILED_MIN`` elements or more, and op
+    ``end - 1`` the sum of one of them into ``y``."""
+    if end - begin < 2:
+        return None
+    last = ops[end - 1]
+    kinds, _ = _tile_tables()
+    if kinds[last[0]] != 3 or last[1] != y or size[y] != 1 or size[last[2]] < TILED_MIN:
+        return None
+    rows = ops[begin:end - 1]
+    row_kinds = kinds[rows[:, 0]]
+    if not np.all((row_kinds == 1) | (row_kinds == 2)):
+        return None
+    nodes = rows[:, 1:5]
+    used = nodes >= 0
+    sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
+    elementwise = row_kinds == 1
+    if not (np.all((sizes == 1) | (sizes >= TILED_MIN))
+            and np.all(~elementwise[:, None] | (sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
+        return None
+    views = ~elementwise
+    if np.any(np.isin(nodes[views, 1], rows[:, 1])):     # a view of a value an op makes
+        return None
+    scalar = sizes[:, 0] == 1
+    big = size >= TILED_MIN
+    los = np.arange(0, sizes.max(), TILE)[:, None]
+    tiles = list(zip(off + big * los, np.where(big, np.clip(size - los, 0, TILE), size)))
+    return np.ascontiguousarray(rows[scalar]), np.ascontiguousarray(rows[~scalar]), tiles
+
+
 class _TilePlan:
     """What :func:`_plan_tiles` decides for a tape (see there)."""
 
@@ -668,7 +735,7 @@ class _TilePlan:
             setattr(self, name, value)
 
 
-def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo):
+def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds, redo, least):
     """The plan of :func:`_reverse_in_tiles` for this tape, or ``None`` where it is not of the
     tiled form: the tiles (offsets and sizes of every node, one row per tile), the second
     thread's tiles (``None`` for one thread), the summed node and how its cotangent is
@@ -679,7 +746,7 @@ def _plan_tiles(g, ops, off, size, ip, adj, adj_set, varying, begin, end, seeds,
         return None
     last = ops[end - 1]
     kinds, reads = _tile_tables()
-    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < TILED_MIN:
+    if kinds[last[0]] != 3 or last[1] != seeds[0][0] or size[last[1]] != 1 or size[last[2]] < least:
         return None
     rows = ops[begin:end - 1]
     row_kinds = kinds[rows[:, 0]]
@@ -862,7 +929,9 @@ def tangent(tape, begin, end, input_nodes, tangents, output_nodes, lanes=0):
     g = interpreters()
     if lanes:
         g.tangent_lanes(ops, off, size, ip, vals, tan, varying, begin, end, workspace(), L)
-    else:
+    elif not (vals.shape[0] >= TILED_MIN and len(output_nodes) == 1 and not tape._redo and _tangent_in_tiles(
+            g, ops, off, size, ip, vals, tan, varying, begin, end, output_nodes[0],
+            _plans_of(ops, off, size, ip, None))):
         g.tangent(ops, off, size, ip, vals, tan, varying, begin, end, workspace())
     result = [_read(tan, noff[n] * L, nsize[n] * L) if varying[n] else None for n in output_nodes]
     buffers.give(tan)

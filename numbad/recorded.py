@@ -202,47 +202,22 @@ class Branch:
         """For a large tape of the tiled sweeps' form (``sweeps._reverse_in_tiles``: the sum of
         elementwise ops over large arrays and contiguous reads of them, here without guards),
         ``(ops, node_off, one-element rows, other rows, tiles, largest)``: the tape's arrays
-        with those reads as views (:meth:`_views_for_tiles`), the tiles of its forward replay
-        and the largest node's size (two threads take the tiles from ``sweeps.TWO_THREADS_MIN``
-        on); ``False`` for any other tape. Made once."""
+        with those reads as views (:meth:`_views_for_tiles`), then ``sweeps.elementwise_tiles``
+        of them (two threads take the tiles from ``sweeps.TWO_THREADS_MIN`` on); ``False`` for
+        any other tape. Made once."""
         plan = self._tiles
         if plan is None:
             plan = self._tiles = self._make_tile_plan() or False
         return plan
 
     def _make_tile_plan(self):
-        ops, off, size = self.ops, self.node_off, self.node_size
-        if self.g_op.shape[0] or ops.shape[0] < 2 or self.out_nodes.shape[0] != 1:
-            return None
-        kinds, _ = sweeps._tile_tables()
-        last = ops[-1]
-        if (kinds[last[0]] != 3 or last[1] != self.out_nodes[0] or size[last[1]] != 1
-                or size[last[2]] < sweeps.TILED_MIN):
+        if self.g_op.shape[0] or self.ops.shape[0] < 2 or self.out_nodes.shape[0] != 1:
             return None
         ops, off = self._views_for_tiles()
         if ops is None:
             return None
-        rows = ops[:-1]
-        row_kinds = kinds[rows[:, 0]]
-        if not np.all((row_kinds == 1) | (row_kinds == 2)):     # elementwise (and comparisons), views
-            return None
-        nodes = rows[:, 1:5]
-        used = nodes >= 0
-        sizes = np.where(used, size[np.where(used, nodes, 0)], 1)
-        elementwise = row_kinds == 1
-        if not (np.all((sizes == 1) | (sizes >= sweeps.TILED_MIN))
-                and np.all(~elementwise[:, None] | (sizes[:, 1:] == 1) | (sizes[:, 1:] == sizes[:, :1]))):
-            return None
-        # An op of one-element operands makes a one-element value: those run first, once (they
-        # read no large value); the others run tile by tile, every large node's range moving
-        # with the tile, and the sum last, over the whole arrays (numpy's order of addition).
-        scalar = sizes[:, 0] == 1
-        big = size >= sweeps.TILED_MIN
-        los = np.arange(0, sizes.max(), sweeps.TILE)[:, None]
-        tile_offs = off + big * los
-        tile_sizes = np.where(big, np.clip(size - los, 0, sweeps.TILE), size)
-        return (ops, off, np.ascontiguousarray(rows[scalar]), np.ascontiguousarray(rows[~scalar]),
-                list(zip(tile_offs, tile_sizes)), int(sizes.max()))
+        plan = sweeps.elementwise_tiles(ops, off, self.node_size, 0, ops.shape[0], self.out_nodes[0])
+        return None if plan is None else (ops, off, *plan)
 
     def _views_for_tiles(self):
         """``(ops, node_off)`` for the tiled sweeps: each large gather reading a contiguous run

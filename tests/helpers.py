@@ -77,18 +77,29 @@ def same_error(nb_call, torch_call):
     assert str(info.value) == norm(tmsg), (str(info.value), tmsg)
 
 
+def record_results(monkeypatch, owner, name):
+    """A list that grows by what each call of ``owner.name`` returns."""
+    results = []
+    original = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        results.append(original(*args, **kwargs))
+        return results[-1]
+    monkeypatch.setattr(owner, name, recording)
+    return results
+
+
 def record_tiled_reverses(monkeypatch):
     """A list that grows by what each call of the tiled reverse sweep returns
     (``sweeps._reverse_in_tiles``: ``True`` where it swept the tape in tiles)."""
     from numbad import sweeps
-    ran = []
-    original = sweeps._reverse_in_tiles
+    return record_results(monkeypatch, sweeps, "_reverse_in_tiles")
 
-    def recording(*args, **kwargs):
-        ran.append(original(*args, **kwargs))
-        return ran[-1]
-    monkeypatch.setattr(sweeps, "_reverse_in_tiles", recording)
-    return ran
+
+def record_tiled_tangents(monkeypatch):
+    """As :func:`record_tiled_reverses`, for the tiled tangent sweep (``sweeps._tangent_in_tiles``)."""
+    from numbad import sweeps
+    return record_results(monkeypatch, sweeps, "_tangent_in_tiles")
 
 
 def count_worker_requests(monkeypatch):

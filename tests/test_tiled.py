@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import numbad as nb
-from helpers import count_worker_requests, record_tiled_reverses, torch_vjp
+from helpers import count_worker_requests, record_tiled_reverses, record_tiled_tangents, torch_vjp
 from numbad import buffers, sweeps
 from numbad.tensor import core
 
@@ -253,10 +253,7 @@ def test_random_tiled_programs(tiles, monkeypatch, seed, threads, deferred):
     for a, b in zip(kept, fresh):
         assert a.tobytes() == b.tobytes(), steps
     tangents = (rng.uniform(-1.0, 1.0, n), rng.uniform(-1.0, 1.0, n))
-    tiled_tangents = []
-    tangent_in_tiles = sweeps._tangent_in_tiles
-    monkeypatch.setattr(sweeps, "_tangent_in_tiles", lambda *a: tiled_tangents.append(tangent_in_tiles(*a))
-                        or tiled_tangents[-1])
+    tiled_tangents = record_tiled_tangents(monkeypatch)
     _, jv = nb.jvp(f, inputs, tangents)
     assert tiled_tangents == [True], steps
     with monkeypatch.context() as m:
@@ -277,10 +274,7 @@ def test_random_tiled_programs(tiles, monkeypatch, seed, threads, deferred):
 def test_a_tangent_through_a_view_of_a_computed_value_is_not_tiled(tiles, monkeypatch):
     """A view of a value that an op makes (``np.exp(x)[2:]``) reads elements of the next tile,
     which a tiled tangent sweep has not computed yet: the plain sweep takes that tape."""
-    tiled_tangents = []
-    tangent_in_tiles = sweeps._tangent_in_tiles
-    monkeypatch.setattr(sweeps, "_tangent_in_tiles", lambda *a: tiled_tangents.append(tangent_in_tiles(*a))
-                        or tiled_tangents[-1])
+    tiled_tangents = record_tiled_tangents(monkeypatch)
     x, t = RNG.uniform(-1.0, 1.0, 30), RNG.uniform(-1.0, 1.0, 30)
     _, jv = nb.jvp(lambda x: np.sum(np.exp(x)[2:] * x[:-2]), x, t)
     assert tiled_tangents == [False]

@@ -168,6 +168,14 @@ def validate_v(v, other, is_other_tuple):
     return tuple(out)
 
 
+def flat_array(v, dtype):
+    """``v`` (an array or a number) as one flat, C-contiguous, writable array of ``dtype``: the
+    one array type per dtype that the small njit calls take (``v`` itself where it is one)."""
+    if type(v) is np.ndarray and v.ndim == 1 and v.dtype is dtype and v.flags.carray:
+        return v
+    return np.array(v, dtype).reshape(-1)
+
+
 def tape_dtype(inputs):
     """float32 when every input is float32 (the tape widens itself if float64 values appear)."""
     for x in inputs:

@@ -7,9 +7,9 @@ from .. import sweeps
 from ..tensor.backward import backward
 from ..tensor.core import Tensor
 from ._common import (as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, cut, default_v, detach_value, finish, graph_outputs, output_node, plain,
-                      postprocess, reaches, recorded, result_dtype, seed_tensor, start_call, validate_v,
-                      value_shape)
+                      const_tensor, cut, default_v, detach_value, finish, flat_array, graph_outputs,
+                      output_node, plain, postprocess, reaches, recorded, result_dtype, seed_tensor,
+                      start_call, validate_v, value_shape)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -115,12 +115,7 @@ def _flat(v, dtype):
     """The tangents ``v`` (validated: one per input, of its shape) end to end, as one flat,
     C-contiguous, writable array of ``dtype`` (what ``sweeps.tangent_inputs`` reads)."""
     if len(v) == 1:
-        t = v[0]
-        if type(t) is Tensor:
-            t = t._v
-        if not (type(t) is np.ndarray and t.ndim == 1 and t.dtype is dtype and t.flags.carray):
-            t = np.array(t, dtype).reshape(-1)
-        return t
+        return flat_array(plain(v[0]), dtype)
     return np.concatenate([np.ravel(plain(t)) for t in v], dtype=dtype, casting="unsafe")
 
 

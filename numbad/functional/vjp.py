@@ -7,8 +7,8 @@ from .. import sweeps
 from ..tensor.backward import backward
 from ..tensor.core import _SCALAR_FLOATS, Tensor
 from ._common import (as_input_tuple, as_output_tuple, as_v_tuple, cast_tensor, check_outputs_require_grad,
-                      const_tensor, cut, detach_value, finish, graph_outputs, output_node, postprocess,
-                      recorded, seed_tensor, start_call, validate_v, value_shape, value_size)
+                      const_tensor, cut, detach_value, finish, flat_array, graph_outputs, output_node,
+                      postprocess, recorded, seed_tensor, start_call, validate_v, value_shape, value_size)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False, device="cpu", to_host=True):
@@ -136,8 +136,7 @@ def _common_seed(y, v, tape, input_nodes):
     if type(v) is np.ndarray:
         if not (type(yv) is np.ndarray and v.shape == yv.shape and v.dtype.kind == "f"):
             return None
-        if v.ndim != 1 or v.dtype is not tape.dtype or not v.flags.carray:
-            v = np.array(v, tape.dtype).reshape(-1)
+        v = flat_array(v, tape.dtype)
     elif v is None and type(yv) in _SCALAR_FLOATS:         # (a 0-d value is a numpy scalar)
         v = sweeps.seed_one(tape.dtype)
     else:
@@ -148,11 +147,7 @@ def _common_seed(y, v, tape, input_nodes):
 def _flat_seed(v, tape, node):
     """``v`` as :func:`_small_reverse` takes it: flat, C-contiguous, writable, of the tape's
     dtype (the njit call takes one array type per dtype), with ``node``'s number of values."""
-    if type(v) is Tensor:
-        v = v._v
-    dt = tape.dtype
-    if not (type(v) is np.ndarray and v.ndim == 1 and v.dtype is dt and v.flags.carray):
-        v = np.array(v, dt).reshape(-1)
+    v = flat_array(v._v if type(v) is Tensor else v, tape.dtype)
     if v.size != tape.node_size[node]:  # (validate_v saw to it; the njit call reads v unchecked)
         raise RuntimeError(f"numbad: internal error: a seed of {v.size} values for a node of "
                            f"{tape.node_size[node]}")
@@ -165,20 +160,17 @@ def _small_reverse(tape, end, node, v, inputs, strict):
     array."""
     k = len(inputs)
     grad, reached = sweeps.reverse_inputs(tape, end, k, node, v)
-    if k == 1:
-        x = inputs[0]
-        if strict and not reached:
-            raise RuntimeError(_INDEPENDENT.format(0))
-        r = grad.reshape(x.shape if type(x) is np.ndarray else value_shape(x))
-        return [r if r.dtype is x.dtype else r.astype(x.dtype)]
     result = []
     pos = 0
-    sizes = tape.node_size
     for i, x in enumerate(inputs):
         if strict and not reached >> i & 1:
             raise RuntimeError(_INDEPENDENT.format(i))
-        n = sizes[i]
-        r = grad[pos:pos + n].reshape(x.shape if type(x) is np.ndarray else value_shape(x))
-        pos += n
+        shape = x.shape if type(x) is np.ndarray else value_shape(x)
+        if k == 1:
+            r = grad.reshape(shape)
+        else:
+            n = tape.node_size[i]
+            r = grad[pos:pos + n].reshape(shape)
+            pos += n
         result.append(r if r.dtype is x.dtype else r.astype(x.dtype))
     return result
